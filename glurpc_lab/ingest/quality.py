@@ -1,0 +1,71 @@
+"""Per-series data-quality report: every reading in is counted out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class QualityReport:
+    """What ingestion did to one series, reading by reading.
+
+    The counts balance: ``readings_in == readings_used + sum(dropped.values())``.
+    ``readings_repaired`` counts used readings whose value or time was changed
+    (snapped to the grid, censored value replaced); ``points_imputed`` counts
+    grid points that were filled by interpolation and were never readings.
+
+    The boolean flags mirror the predecessor's warnings (too short,
+    calibration, quality, imputation, out of range, time duplicates).
+    """
+
+    readings_in: int = 0
+    readings_used: int = 0
+    readings_repaired: int = 0
+    points_imputed: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    repaired: dict[str, int] = field(default_factory=dict)
+    too_short: bool = False
+    calibration: bool = False
+    quality: bool = False
+    imputation: bool = False
+    out_of_range: bool = False
+    time_duplicates: bool = False
+    censored_high: int = 0
+    censored_low: int = 0
+    segments: int = 0
+    span_start: str | None = None
+    span_end: str | None = None
+    sampling_interval_minutes: float | None = None
+    source_units: str = "mg/dL"
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def has_warnings(self) -> bool:
+        """True when any of the predecessor's warning flags is set."""
+        return any(
+            (
+                self.too_short,
+                self.calibration,
+                self.quality,
+                self.imputation,
+                self.out_of_range,
+                self.time_duplicates,
+            )
+        )
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` readings dropped for ``reason``."""
+        if count:
+            self.dropped[reason] = self.dropped.get(reason, 0) + int(count)
+
+    def repair(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` used readings repaired for ``reason``."""
+        if count:
+            self.repaired[reason] = self.repaired.get(reason, 0) + int(count)
+            self.readings_repaired += int(count)
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready dict, including ``has_warnings``."""
+        data = asdict(self)
+        data["has_warnings"] = self.has_warnings
+        return data
