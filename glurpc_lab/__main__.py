@@ -1,0 +1,3 @@
+from glurpc_lab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,182 @@
+"""The ``glurpc-lab`` command line: forecast an export, run the demo, start JupyterLab, train."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("glurpc_lab")
+
+
+def _make_client(args: argparse.Namespace):
+    from glurpc_lab.client import LocalClient
+    from glurpc_lab.engine import Engine
+
+    engine = Engine(
+        args.model,
+        n_samples=args.samples,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+    )
+    return LocalClient(engine)
+
+
+def _format_next_hour(series, forecast) -> list[str]:
+    """Return printable lines for the window that forecasts past the last reading."""
+    if forecast.n_windows == 0 or int(forecast.input_end[-1]) != len(series) - 1:
+        return ["  no forecast past the last reading: the last gap-free segment is shorter than 8 hours"]
+
+    last_time = np.datetime_as_string(series.time[-1], unit="m").replace("T", " ")
+    lines = [
+        f"  last reading {last_time}: {series.glucose[-1]:.0f} mg/dL",
+        "  time              median   80% interval (mg/dL)",
+    ]
+    low, median, high = (forecast.quantile(q)[-1] for q in (0.1, 0.5, 0.9))
+    for step, when in enumerate(forecast.forecast_times(-1)):
+        stamp = np.datetime_as_string(when, unit="m").replace("T", " ")
+        lines.append(f"  {stamp}  {median[step]:6.0f}   {low[step]:4.0f} - {high[step]:.0f}")
+    return lines
+
+
+def _forecast_file(args: argparse.Namespace, path: Path) -> int:
+    from glurpc_lab.report.html import write_report
+
+    client = _make_client(args)
+    info = client.process(path.read_bytes())
+    series_list = [client.series(info.handle, i) for i in range(len(info.series))]
+    forecasts = [client.forecast(info.handle, i) for i in range(len(info.series))]
+
+    print(f"{info.source_format} export, {len(info.series)} series, handle {info.handle[:12]}")
+    for summary, series, forecast in zip(info.series, series_list, forecasts):
+        print(f"series {summary.subject}: {summary.points} grid points, {summary.windows} windows")
+        for message in summary.quality.get("messages", []):
+            print(f"  quality: {message}")
+        for line in _format_next_hour(series, forecast):
+            print(line)
+
+    if args.json:
+        payload = {
+            "handle": info.handle,
+            "series": [
+                {
+                    "subject": f.subject,
+                    "times": [str(t) for t in f.forecast_times(-1)],
+                    "levels": f.levels.tolist(),
+                    "quantiles": f.quantiles[-1].tolist(),
+                    "model_id": f.model_id,
+                    "seed": f.seed,
+                }
+                for f in forecasts
+            ],
+        }
+        Path(args.json).write_text(json.dumps(payload, indent=2))
+        print(f"forecast JSON written to {args.json}")
+
+    if args.html:
+        report = write_report(args.html, info, series_list, forecasts)
+        print(f"report written to {Path(report).resolve()}")
+    return 0
+
+
+def _cmd_forecast(args: argparse.Namespace) -> int:
+    path = Path(args.export)
+    if not path.is_file():
+        print(f"error: {path} does not exist or is not a file", file=sys.stderr)
+        return 2
+    return _forecast_file(args, path)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from glurpc_lab.demo_data import DemoDataError, fetch_demo_export
+
+    try:
+        export = fetch_demo_export(args.export)
+    except DemoDataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+    print(f"demo export: {export} (real Dexcom Clarity export from iglu-python 0.4.3, GPL-2)")
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    args.html = str(out_dir / "report.html")
+    args.json = str(out_dir / "forecast.json")
+    return _forecast_file(args, export)
+
+
+def _cmd_lab(args: argparse.Namespace) -> int:
+    command = ["jupyter", "lab", *args.lab_args]
+    if os.geteuid() == 0 and "--allow-root" not in command:
+        command.append("--allow-root")
+    os.execvp(command[0], command)
+    return 0  # not reached
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from glurpc_lab.training.train import main as train_main
+
+    return int(train_main(args.train_args) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``glurpc-lab`` command."""
+    parser = argparse.ArgumentParser(
+        prog="glurpc-lab",
+        description="Gluformer glucose forecasts from CGM exports. Research use only, not a medical device.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add_engine_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--model", default=None,
+                         help="weights: 'bundled' (default), a local weights file, or hf:REPO/FILE[@REVISION]")
+        sub.add_argument("--samples", type=int, default=10, help="MC-dropout samples per window (default 10)")
+        sub.add_argument("--seed", type=int, default=0, help="seed of the MC-dropout sampling (default 0)")
+        sub.add_argument("--cache-dir", default=None, help="forecast cache folder (default ~/.cache/glurpc-lab/store)")
+
+    forecast = commands.add_parser("forecast", help="forecast the hour after the last reading of an export")
+    forecast.add_argument("export", help="CGM export: Dexcom Clarity CSV/XLSX, LibreView CSV, Nightscout, id,time,gl table")
+    forecast.add_argument("--html", help="also write a standalone HTML report to this path")
+    forecast.add_argument("--json", help="also write the next-hour forecast as JSON to this path")
+    add_engine_options(forecast)
+    forecast.set_defaults(handler=_cmd_forecast)
+
+    demo = commands.add_parser("demo", help="fetch a real Dexcom export from PyPI, forecast it, write a report")
+    demo.add_argument("--out", default="out/demo", help="folder for report.html and forecast.json (default out/demo)")
+    demo.add_argument("--export", default="dexcom_eur_01.xlsx", help="which iglu-python demo export to use")
+    add_engine_options(demo)
+    demo.set_defaults(handler=_cmd_demo)
+
+    lab = commands.add_parser("lab", help="start JupyterLab with the glurpc-lab server extension")
+    lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="arguments passed on to 'jupyter lab'")
+    lab.set_defaults(handler=_cmd_lab)
+
+    train = commands.add_parser("train", help="train a Gluformer on the GlucoBench data sets", add_help=False)
+    train.add_argument("train_args", nargs=argparse.REMAINDER, help="arguments of the training command (see --help)")
+    train.set_defaults(handler=_cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line and return its exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+    from glurpc_lab.ingest import IngestError
+
+    try:
+        return args.handler(args)
+    except IngestError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
