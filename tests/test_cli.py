@@ -1,0 +1,68 @@
+"""The glurpc-lab command line on real exports."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from glurpc_lab.cli import main
+
+CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+needs_corpora = pytest.mark.skipif(not CORPORA.is_dir(), reason=f"vendor exports not found at {CORPORA}")
+
+STEP_LINE = re.compile(r"^\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+(\d+)\s+(\d+) - (\d+)$")
+
+
+@needs_corpora
+def test_forecast_prints_next_hour(tmp_path, capsys):
+    report = tmp_path / "report.html"
+    forecast_json = tmp_path / "forecast.json"
+
+    status = main([
+        "forecast", str(CORPORA / "Clarity_Export_synthetic.csv"),
+        "--cache-dir", str(tmp_path / "store"), "--samples", "4",
+        "--html", str(report), "--json", str(forecast_json),
+    ])
+
+    output = capsys.readouterr().out
+    steps = [STEP_LINE.match(line) for line in output.splitlines()]
+    steps = [m for m in steps if m]
+    assert status == 0
+    assert len(steps) == 12
+    for match in steps:
+        median, low, high = (int(g) for g in match.groups())
+        assert low <= median <= high
+    assert report.stat().st_size > 10_000
+    payload = json.loads(forecast_json.read_text())
+    assert len(payload["series"][0]["times"]) == 12
+
+
+@needs_corpora
+def test_forecast_is_reproducible_with_seed(tmp_path, capsys):
+    export = str(CORPORA / "Clarity_Export_synthetic.csv")
+    runs = []
+    for store in ("a", "b"):
+        main(["forecast", export, "--cache-dir", str(tmp_path / store), "--samples", "4", "--seed", "7"])
+        runs.append(capsys.readouterr().out)
+
+    assert runs[0] == runs[1]
+
+
+def test_forecast_of_garbage_is_a_clear_error(tmp_path, capsys):
+    garbage = tmp_path / "notes.csv"
+    garbage.write_text("this,is\nnot,glucose\n")
+
+    status = main(["forecast", str(garbage), "--cache-dir", str(tmp_path / "store")])
+
+    error = capsys.readouterr().err
+    assert status == 2
+    assert error.startswith("error: ")
+    assert "Traceback" not in error
+
+
+def test_forecast_of_missing_file(tmp_path, capsys):
+    status = main(["forecast", str(tmp_path / "absent.csv")])
+
+    assert status == 2
+    assert "does not exist" in capsys.readouterr().err
