@@ -33,4 +33,8 @@ if (( want_test )); then
 else
     .venv/bin/python -m pip install --quiet -e .
 fi
+# A wheel install places jupyter-config/ under etc/jupyter by itself; an
+# editable install does not, so copy the same file into the environment.
+mkdir -p .venv/etc/jupyter/jupyter_server_config.d
+cp jupyter-config/jupyter_server_config.d/glurpc_lab.json .venv/etc/jupyter/jupyter_server_config.d/
 echo "glurpc-lab is installed in $(pwd)/.venv"
