@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+WARMUP_GAP_MINUTES = 165
+"""A gap this long (2 h 45 min) usually means a sensor change; cgm-format
+0.13.0 uses the same threshold (``CALIBRATION_GAP_THRESHOLD`` = 9900 s)."""
+
 
 @dataclass
 class QualityReport:
@@ -16,6 +20,12 @@ class QualityReport:
 
     The boolean flags mirror the predecessor's warnings (too short,
     calibration, quality, imputation, out of range, time duplicates).
+    ``calibration_records`` and ``other_records`` count rows that are not
+    readings (finger-stick calibrations; insulin, carbs, notes by kind), so
+    they are outside ``readings_in``. ``segment_lengths`` is the number of
+    grid points of each segment, oldest first, and ``warmup_gaps`` the number
+    of gaps between readings of at least ``WARMUP_GAP_MINUTES``, after which
+    a new sensor may still be warming up.
     """
 
     readings_in: int = 0
@@ -38,6 +48,10 @@ class QualityReport:
     sampling_interval_minutes: float | None = None
     source_units: str = "mg/dL"
     messages: list[str] = field(default_factory=list)
+    calibration_records: int = 0
+    other_records: dict[str, int] = field(default_factory=dict)
+    segment_lengths: list[int] = field(default_factory=list)
+    warmup_gaps: int = 0
 
     @property
     def has_warnings(self) -> bool:
