@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{checkpoint_path} was written for another config; use a new --out folder")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
+        # The saved optimiser state carries the old rate; --lr applies to the resumed run.
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr
         torch.set_rng_state(saved["rng"])
         batch_rng.set_state(saved["batch_rng"])
         state = {key: saved[key] for key in state}
