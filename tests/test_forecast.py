@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from glurpc_lab.forecast.predictive import mixture_quantiles
 from glurpc_lab.forecast.sampling import mc_dropout_samples
 from glurpc_lab.forecast.scaling import fit_scaler
 from glurpc_lab.forecast.windows import model_inputs
+from glurpc_lab.ingest import read_path
 from glurpc_lab.ingest.quality import QualityReport
 from glurpc_lab.ingest.series import GlucoseSeries
 from glurpc_lab.model import GluformerConfig, ScalingPolicy, load_model
@@ -22,6 +24,7 @@ from glurpc_lab.model.gluformer import Gluformer
 from glurpc_lab.training.data import DATASETS, read_table, subject_segments
 
 DATASETS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+CORPORA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 START = np.datetime64("2024-03-01T22:00:00", "s")
 
 
@@ -268,3 +271,48 @@ def test_short_series_rejected(tiny_model):
 def test_invalid_window_selection(tiny_model, iglu_series):
     with pytest.raises(ValueError, match="windows='first'"):
         forecast_series(tiny_model, iglu_series, windows="first")
+
+
+def test_per_series_policy_fits_observed_range(tmp_path, iglu_series):
+    config = dataclasses.replace(GluformerConfig.tiny(), name="tiny-per-series", scaling=ScalingPolicy(kind="per-series"))
+    torch.manual_seed(2)
+    torch.save(Gluformer(config).state_dict(), tmp_path / "per-series.pth")
+    config.to_json(tmp_path / "per-series.json")
+    model = load_model(tmp_path / "per-series.pth")
+
+    forecast = forecast_series(model, iglu_series, n_samples=2, windows="latest")
+
+    scaler = forecast.metadata["scaler"]
+    assert forecast.metadata["scaling_policy"] == "per-series"
+    assert scaler["glucose_min"] == float(iglu_series.glucose.min())
+    assert scaler["glucose_max"] == float(iglu_series.glucose.max())
+    span = scaler["glucose_max"] - scaler["glucose_min"]
+    assert np.all(forecast.sample_std > 0)
+    assert np.all(forecast.sample_std < span * np.exp(5))
+
+
+def test_real_export_latest_window():
+    path = CORPORA_DIR / "nightscout_entries.csv"
+    if not path.is_file():
+        pytest.skip(f"shared corpus export {path.name} not found under {CORPORA_DIR}")
+    series = max(read_path(path).series, key=len)
+    model = load_model()
+
+    forecast = forecast_series(model, series, n_samples=4, windows="latest")
+
+    ends = window_ends(series)
+    assert forecast.input_end[0] == ends[-1]
+    assert forecast.model_id == model.model_id
+    median = forecast.median[0]
+    # A trained model forecasts plausible glucose for the next hour.
+    assert np.all((median > 30) & (median < 450))
+    assert np.all(np.diff(forecast.quantiles[0], axis=-1) > 0)
+
+
+def test_empty_window_slice(tiny_model, iglu_series):
+    forecast = forecast_series(tiny_model, iglu_series, n_samples=2, windows=slice(0, 0))
+
+    assert forecast.n_windows == 0
+    assert forecast.quantiles.shape == (0, 12, 7)
+    assert forecast.sample_mean.shape == (0, 12, 2)
+    assert forecast.sample_std.shape == (0, 2)
