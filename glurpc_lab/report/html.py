@@ -246,7 +246,7 @@ def write_report(
 <h1>Glucose forecast report</h1>
 <p class="notice" id="notice">{_text(NOTICE)}</p>
 <p>Input format: {_text(dataset.source_format)}; {len(series_list)} series reported of {len(dataset.series)}.
-Times are device times as recorded in the export. Glucose is in mg/dL.</p>
+Times are as recorded in the export (device time for most vendors, UTC for Nightscout; the quality messages say which). Glucose is in mg/dL.</p>
 <h2>Run</h2>
 <table class="metadata">
 {meta_rows}
