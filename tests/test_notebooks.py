@@ -93,3 +93,31 @@ def test_report_notebook_writes_report(tmp_path):
     assert len(soup.find("table", class_="next-hour").find("tbody").find_all("tr")) == 12
     assert EXPORT.name not in output_html.read_text(encoding="utf-8")
     print(f"report notebook ran in {elapsed:.1f} s")
+
+
+@pytest.mark.slow
+def test_explore_notebook_runs(tmp_path, monkeypatch):
+    if not EXPORT.is_file():
+        pytest.skip(f"corpus export not found at {EXPORT}: the shared corpora folder is absent")
+    # The notebook uses the default client: the bundled model, 10 samples and
+    # a store under the home folder. It took 57-69 s on 2 shared CPU cores.
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+    executed = papermill.execute_notebook(
+        str(NOTEBOOKS / "explore.ipynb"),
+        str(tmp_path / "out.ipynb"),
+        parameters={"input_path": str(EXPORT)},
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(tmp_path),
+    )
+
+    views = [
+        output
+        for cell in executed.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if "application/vnd.jupyter.widget-view+json" in output.get("data", {})
+    ]
+    assert len(views) == 2

@@ -14,8 +14,9 @@ from glurpc_lab.engine import Engine
 from glurpc_lab.widgets import MAX_UPLOAD_BYTES, ForecastExplorer
 from glurpc_lab.widgets.explorer import WINDOW_BUFFERS
 
-CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
-EXPORT = CORPORA / "nightscout_entries.csv"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+EXPORT = SHARED / "corpora" / "nightscout_entries.csv"
+RESEARCH_TABLE = SHARED / "datasets" / "iglu_example_data_5_subject.csv"
 
 
 def decode_window(reply) -> tuple[dict, dict]:
@@ -219,3 +220,29 @@ def test_from_path_matches_upload(client, loaded):
     assert explorer.dataset.handle == uploaded.dataset.handle
     assert explorer.status == "ready"
     assert explorer.window == uploaded.n_windows - 1
+
+
+def test_select_series_switches_subject(client, tmp_path):
+    if not RESEARCH_TABLE.is_file():
+        pytest.skip(f"research table not found at {RESEARCH_TABLE}: the shared datasets folder is absent")
+    # The first 150 readings of two subjects keep the forecasts small: a few dozen windows each.
+    lines = RESEARCH_TABLE.read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], lines[1:]
+    subjects = list(dict.fromkeys(row.split(",")[0] for row in rows))[:2]
+    subset_rows = [row for subject in subjects for row in [r for r in rows if r.startswith(subject + ",")][:150]]
+    content = "\n".join([header, *subset_rows]).encode("utf-8")
+    explorer = ForecastExplorer(client=client)
+    explorer.dispatch({"type": "upload", "size": len(content)}, [content])
+
+    [(reply, _)] = explorer.dispatch({"type": "select_series", "request_id": "s2", "index": 1}, [])
+
+    assert explorer.status == "ready", explorer.error
+    assert reply == {"type": "series_selected", "request_id": "s2", "index": 1}
+    assert len(explorer.subjects) == 2
+    assert explorer.series_index == 1
+    forecast = client.forecast(explorer.dataset.handle, 1)
+    assert explorer.n_windows == forecast.n_windows
+    assert explorer.window == forecast.n_windows - 1
+    content, arrays = decode_window(explorer.window_message(explorer.window))
+    assert explorer.subjects[1] in content["title"]
+    np.testing.assert_array_equal(arrays["quantiles"], forecast.quantiles[-1].ravel())

@@ -43,7 +43,7 @@ function requestId() {
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
-// Device times are naive, so they are parsed and printed as UTC to keep the
+// Series times are naive, so they are parsed and printed as UTC to keep the
 // browser's time zone out of the labels.
 function clockLabel(timeEndIso, minutes) {
   const date = new Date(Date.parse(`${timeEndIso}Z`) + minutes * 60000);

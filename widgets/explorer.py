@@ -162,6 +162,8 @@ class ForecastExplorer(anywidget.AnyWidget):
     def _show_series(self, index: int) -> None:
         handle = self._dataset.handle
         series = self.client.series(handle, index)
+        # NOTE: this forecasts every window and blocks the kernel until done. With the
+        # published model on a CPU a two-week export can take minutes; the engine caches the result.
         forecast = self.client.forecast(handle, index)
         self._series = series
         self._forecast = forecast
