@@ -12,8 +12,6 @@ from glurpc_lab.engine import Engine
 from glurpc_lab.ingest import MAX_INPUT_BYTES
 from glurpc_lab.server.handlers import route_table
 
-logger = logging.getLogger(__name__)
-
 
 class GlurpcLabApp(ExtensionApp):
     """Serve glucose forecasts under ``<base_url>/glurpc-lab/``.
@@ -108,6 +106,13 @@ class GlurpcLabApp(ExtensionApp):
         self.executor = ThreadPoolExecutor(
             max_workers=self.max_workers, thread_name_prefix="glurpc-lab"
         )
+        # Without handlers of its own, the package logger reuses the server log, so engine logs show there.
+        package_logger = logging.getLogger("glurpc_lab")
+        if not package_logger.handlers:
+            for handler in self.log.handlers:
+                package_logger.addHandler(handler)
+            package_logger.setLevel(logging.INFO)
+
         self.log.info(
             "glurpc_lab: store at %s, devices %s, %d copies per device",
             self.engine.cache_dir,
