@@ -287,3 +287,17 @@ def test_logs_carry_no_health_data(engine, small_export, caplog):
         assert handle not in message
         assert not any(date in message for date in dates)
         assert series.subject not in message
+
+
+def test_busy_pool_raises_after_wait(tiny_model_path, cache_dir, small_export):
+    from glurpc_lab.engine import ModelBusyError
+
+    with _engine(tiny_model_path, cache_dir, model_wait_seconds=0.2) as engine:
+        handle = engine.process(small_export).handle
+
+        with engine.load_models().borrow():
+            with pytest.raises(ModelBusyError, match="retry later"):
+                engine.forecast(handle, windows="latest")
+
+        assert engine.health()["pool"]["timeouts"] == 1
+        assert engine.forecast(handle, windows="latest").n_windows == 1

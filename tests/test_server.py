@@ -273,3 +273,16 @@ async def test_draw_unknown_handle_is_404(jp_fetch):
     error = await _error(jp_fetch, "glurpc-lab", "draw_a_plot", method="POST", body=json.dumps({"handle": "f" * 64, "index": 0}))
 
     assert error.code == 404
+
+
+async def test_busy_model_is_503(jp_fetch, jp_serverapp, small_export):
+    handle = (await _upload(jp_fetch, small_export))["handle"]
+    pool = jp_serverapp.web_app.settings["glurpc_lab"].engine.load_models()
+    pool.wait_seconds = 0.2
+
+    with pool.borrow():
+        error = await _error(jp_fetch, "glurpc-lab", "datasets", handle, "series", "0", "forecasts")
+
+    assert error.code == 503
+    assert error.response.headers["Retry-After"] == "30"
+    assert "retry later" in _message(error)
