@@ -50,7 +50,8 @@ def _forecast_file(args: argparse.Namespace, path: Path) -> int:
     client = _make_client(args)
     info = client.process(path.read_bytes())
     series_list = [client.series(info.handle, i) for i in range(len(info.series))]
-    forecasts = [client.forecast(info.handle, i) for i in range(len(info.series))]
+    windows = "all" if args.all_windows else "latest"
+    forecasts = [client.forecast(info.handle, i, windows=windows) for i in range(len(info.series))]
 
     print(f"{info.source_format} export, {len(info.series)} series, handle {info.handle[:12]}")
     for summary, series, forecast in zip(info.series, series_list, forecasts):
@@ -137,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="weights: 'bundled' (default), a local weights file, or hf:REPO/FILE[@REVISION]")
         sub.add_argument("--samples", type=int, default=10, help="MC-dropout samples per window (default 10)")
         sub.add_argument("--seed", type=int, default=0, help="seed of the MC-dropout sampling (default 0)")
+        sub.add_argument("--all-windows", action="store_true",
+                         help="also forecast every earlier window (backtests) and cache them; slower")
         sub.add_argument("--cache-dir", default=None, help="forecast cache folder (default ~/.cache/glurpc-lab/store)")
 
     forecast = commands.add_parser("forecast", help="forecast the hour after the last reading of an export")

@@ -47,6 +47,10 @@ class Client(Protocol):
         """Return the gridded series ``index`` of a processed upload."""
         ...
 
-    def forecast(self, handle: str, index: int = 0) -> Forecast:
-        """Return the forecasts of every window of series ``index``, computing them if needed."""
+    def forecast(self, handle: str, index: int = 0, *, windows: str = "all") -> Forecast:
+        """Return the forecasts of series ``index``, computing them if needed.
+
+        ``windows="all"`` returns every window; ``"latest"`` only the newest one,
+        which forecasts past the last reading and costs one window of compute.
+        """
         ...

@@ -39,9 +39,9 @@ class LocalClient:
         """Return the gridded series ``index`` of a processed upload."""
         return self.engine.series(handle, index)
 
-    def forecast(self, handle: str, index: int = 0) -> Forecast:
-        """Return the forecasts of every window of series ``index``, computing them if needed."""
-        return self.engine.forecast(handle, index)
+    def forecast(self, handle: str, index: int = 0, *, windows: str = "all") -> Forecast:
+        """Return the forecasts of series ``index`` (``windows`` is ``"all"`` or ``"latest"``)."""
+        return self.engine.forecast(handle, index, windows=windows)
 
     def close(self) -> None:
         """Close the engine when this client created it."""

@@ -119,9 +119,11 @@ class RestClient:
         data = self._request("GET", f"datasets/{_quote(handle)}/series/{int(index)}")
         return wire.series_from_json(data)
 
-    def forecast(self, handle: str, index: int = 0) -> Forecast:
-        """Return the forecasts of every window of series ``index``, computing them if needed."""
-        data = self._request("GET", f"datasets/{_quote(handle)}/series/{int(index)}/forecasts")
+    def forecast(self, handle: str, index: int = 0, *, windows: str = "all") -> Forecast:
+        """Return the forecasts of series ``index`` (``windows`` is ``"all"`` or ``"latest"``)."""
+        data = self._request(
+            "GET", f"datasets/{_quote(handle)}/series/{int(index)}/forecasts", query={"windows": windows}
+        )
         return wire.forecast_from_json(data)
 
     def plot(self, handle: str, index: int = 0, window: int = -1) -> dict:
