@@ -1,10 +1,13 @@
-"""Dexcom Clarity exports (CSV, or .xlsx converted to CSV) through cgm-format.
+"""Dexcom Clarity exports: G6 and G7, US and EU, CSV or .xlsx converted to rows.
 
-cgm-format 0.13.0 parses the EGV rows, High/Low markers and both units. It
-skips calibration rows and unknown event types without counting them. This
-module therefore counts every row of the file itself. That count is
-``readings_in``, and an EGV row that cgm-format did not return is reported as
-dropped.
+Rows are recognised by content, not position: a row is a glucose reading
+when its Event Type is one of cgm-format's Dexcom glucose event types (EGV,
+and "Fasting Glucose" on G7), whatever the length of the preamble above it.
+This module parses the rows itself instead of through cgm-format 0.13.0,
+because that parser rejects a whole file for one timestamp with a UTC
+offset (and quotes the value in its error), silently skips a row cut off by
+a truncated download, and drops the Source Device ID that tells two
+receivers apart.
 """
 
 from __future__ import annotations
@@ -12,21 +15,18 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import polars as pl
-from cgm_format import FormatParser, MMOL_TO_MGDL as CGM_FORMAT_MMOL_TO_MGDL, SupportedCGMFormat
-from cgm_format.formats.dexcom import (
-    DEXCOM_GLUCOSE_EVENT_TYPES,
-    DEXCOM_HIGH_GLUCOSE_DEFAULT,
-    DEXCOM_LOW_GLUCOSE_DEFAULT,
-)
-from cgm_format.formats.unified import Quality, UnifiedEventType
+import pandas as pd
+from cgm_format.formats.dexcom import DEXCOM_GLUCOSE_EVENT_TYPES
 
 from glurpc_lab.ingest.errors import IngestError
-from glurpc_lab.ingest.readings import RawReadings, to_seconds
-from glurpc_lab.ingest.tables import cell, column_index, csv_rows, find_header
+from glurpc_lab.ingest.readings import RawReadings
+from glurpc_lab.ingest.tables import cell, clean_cell, column_index, find_header, parse_numbers
+from glurpc_lab.ingest.timestamps import apply_time_basis, parse_iso_times
 from glurpc_lab.ingest.units import DEXCOM_LIMITS_MGDL, mmol_to_mgdl
 
 logger = logging.getLogger(__name__)
+
+CALIBRATION_EVENT = "calibration"
 
 
 def is_clarity_header(cells: list[str]) -> bool:
@@ -38,116 +38,89 @@ def is_clarity_header(cells: list[str]) -> bool:
     )
 
 
-def read_dexcom(text: str, *, from_excel: bool = False) -> RawReadings:
+def read_dexcom(rows: list[list[str]], *, from_excel: bool = False) -> RawReadings:
     """Read a Clarity export into readings in mg/dL.
 
     Parameters
     ----------
-    text : str
-        Decoded CSV text. An .xlsx export arrives here as the CSV of its first sheet.
+    rows : list of list of str
+        The file split into cells. An .xlsx export arrives as the rows of its first sheet.
     from_excel : bool
-        Whether the text came from an Excel workbook; only changes the messages.
+        Whether the rows came from an Excel workbook; only changes the messages.
 
     Returns
     -------
     RawReadings
-        One subject, ``"series-1"``.
+        One subject, ``"series-1"``, with the Source Device ID of each
+        reading as its track.
 
     Raises
     ------
     IngestError
-        When the header has no timestamp column, no EGV rows exist, or
-        cgm-format cannot parse the rows.
+        When the header is missing or no glucose rows exist.
     """
-    rows = csv_rows(text)
     header_at = find_header(rows, is_clarity_header)
     if header_at is None:
         raise IngestError("The Dexcom Clarity header row was not found. Upload the export unchanged.")
-    header = [c.replace("\ufeff", "").strip().strip('"') for c in rows[header_at]]
+    header = [clean_cell(c) for c in rows[header_at]]
     timestamp_col = column_index(header, lambda c: c.startswith("Timestamp"))
     event_col = column_index(header, lambda c: c == "Event Type")
-    glucose_name = header[column_index(header, lambda c: c.startswith("Glucose Value"))]
-    source_units = "mmol/L" if "mmol/L" in glucose_name else "mg/dL"
+    glucose_col = column_index(header, lambda c: c.startswith("Glucose Value"))
+    device_col = column_index(header, lambda c: c == "Source Device ID")
+    source_units = "mmol/L" if "mmol/L" in header[glucose_col] else "mg/dL"
 
-    # Count rows by event type. Rows without a timestamp are the preamble
-    # (name, device, alert settings), not events.
-    glucose_rows = 0
+    # Classify rows by event type. Preamble rows (name, device, alert
+    # settings) and blank rows have no timestamp and are not events.
+    stamps: list[str] = []
+    values: list[str] = []
+    devices: list[str] = []
     calibration_rows = 0
     other: dict[str, int] = {}
     for row in rows[header_at + 1 :]:
-        if not cell(row, timestamp_col):
+        kind = cell(row, event_col).lower()
+        if kind in DEXCOM_GLUCOSE_EVENT_TYPES:
+            stamps.append(cell(row, timestamp_col))
+            values.append(cell(row, glucose_col))
+            devices.append(cell(row, device_col))
+        elif not cell(row, timestamp_col):
             continue
-        kind = cell(row, event_col)
-        if kind.lower() in DEXCOM_GLUCOSE_EVENT_TYPES:
-            glucose_rows += 1
-        elif kind.lower() == "calibration":
+        elif kind == CALIBRATION_EVENT:
             calibration_rows += 1
         else:
-            other[kind.lower() or "unnamed event"] = other.get(kind.lower() or "unnamed event", 0) + 1
-    if glucose_rows == 0:
+            name = kind or "unnamed event"
+            other[name] = other.get(name, 0) + 1
+    if not stamps:
         raise IngestError(
             "The Dexcom Clarity export contains no EGV rows (sensor glucose readings). "
             "Export a date range in which the sensor was worn."
         )
 
-    frame = _parse_with_cgm_format(text)
-    egv = frame.filter(pl.col("event_type") == UnifiedEventType.GLUCOSE.value)
-    time = to_seconds(egv["original_datetime"].to_numpy())
-    glucose = egv["original_glucose"].to_numpy().astype(np.float64)
-    out_of_range = (egv["quality"].to_numpy() & Quality.OUT_OF_RANGE.value) != 0
-
-    # cgm-format puts 39 and 401 mg/dL in place of "Low" and "High"; the
-    # censored flag keeps the direction and the value becomes the limit.
-    low = out_of_range & (glucose <= DEXCOM_LOW_GLUCOSE_DEFAULT)
-    high = out_of_range & (glucose >= DEXCOM_HIGH_GLUCOSE_DEFAULT)
-    if source_units == "mmol/L":
-        # Undo cgm-format's factor at the export's 0.01 mmol/L resolution, so
-        # that one factor (units.MMOL_TO_MGDL) converts every format.
-        glucose = mmol_to_mgdl(np.round(glucose / CGM_FORMAT_MMOL_TO_MGDL, 2))
-    glucose[low] = DEXCOM_LIMITS_MGDL[0]
-    glucose[high] = DEXCOM_LIMITS_MGDL[1]
-    censored = np.where(high, 1, np.where(low, -1, 0)).astype(np.int8)
-
+    times = parse_iso_times(stamps)
+    glucose, censored = _parse_values(values, source_units)
     raw = RawReadings(
         subject="series-1",
-        time=time,
+        time=times.time,
         glucose=glucose,
         censored=censored,
         source_units=source_units,
         calibration_records=calibration_rows,
         other_records=other,
+        track=np.array(devices, dtype=object) if device_col is not None else None,
     )
     source = "Dexcom Clarity Excel workbook" if from_excel else "Dexcom Clarity CSV export"
-    raw.messages.append(f"Read {glucose_rows} glucose readings from a {source} in {source_units}.")
-
-    missing = glucose_rows - len(egv)
-    if missing > 0:
-        raw.drop("rejected by the cgm-format Clarity parser", missing)
-    elif missing < 0:
-        # NOTE: not seen on any test file. The counts still balance because
-        # readings_in is then the parser's row count.
-        logger.warning("cgm-format returned %d more EGV rows than the file has", -missing)
+    raw.messages.append(f"Read {len(stamps)} glucose readings from a {source} in {source_units}.")
+    apply_time_basis(raw, times)
     return raw
 
 
-def _parse_with_cgm_format(text: str) -> pl.DataFrame:
-    """Run cgm-format's Clarity parser, turning its errors into IngestError without file content."""
-    try:
-        detected = FormatParser.detect_format(text)
-        if detected not in (SupportedCGMFormat.DEXCOM, SupportedCGMFormat.DEXCOM_EU):
-            raise IngestError(
-                "The file has a Clarity header but cgm-format detected another format. "
-                "Upload the Clarity export unchanged."
-            )
-        return FormatParser.parse_to_unified(text, detected)
-    except (ValueError, pl.exceptions.PolarsError) as error:
-        if isinstance(error, IngestError):
-            raise
-        # cgm-format messages can quote lines of the file, so only the type is kept.
-        logger.info("cgm-format rejected a Clarity export: %s", type(error).__name__)
-        raise IngestError(
-            "The Dexcom Clarity export could not be parsed: a timestamp or glucose value "
-            "has an unexpected layout (expected timestamps like 2024-01-31T13:45:00 and "
-            "glucose as numbers, High or Low). Download the export again from Clarity "
-            "and upload it unchanged."
-        ) from None
+def _parse_values(values: list[str], source_units: str) -> tuple[np.ndarray, np.ndarray]:
+    """Parse glucose cells in the file's unit, mapping High and Low to censored sensor limits."""
+    numbers = parse_numbers(values)
+    glucose = mmol_to_mgdl(numbers) if source_units == "mmol/L" else numbers
+    words = pd.Series(values, dtype="string").str.strip().str.lower()
+    high = (words == "high").to_numpy(dtype=bool, na_value=False)
+    low = (words == "low").to_numpy(dtype=bool, na_value=False)
+    glucose[high] = DEXCOM_LIMITS_MGDL[1]
+    glucose[low] = DEXCOM_LIMITS_MGDL[0]
+    censored = np.where(high, 1, np.where(low, -1, 0)).astype(np.int8)
+    return glucose, censored

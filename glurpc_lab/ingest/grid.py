@@ -19,6 +19,9 @@ from glurpc_lab.ingest.series import GRID_MINUTES, GlucoseSeries
 GRID_SECONDS = GRID_MINUTES * 60
 
 DUPLICATE_REASON = "duplicate timestamp"
+NEAR_DUPLICATE_REASON = "near-duplicate (same value within 60 s of the previous reading)"
+NEAR_DUPLICATE_SECONDS = 60
+DST_REPAIR = "time moved for a daylight-saving change"
 INVALID_TIME_REASON = "missing or invalid timestamp"
 INVALID_VALUE_REASON = "missing or invalid glucose value"
 NO_GRID_INSTANT_REASON = "segment too short to reach a 5-minute grid instant"
@@ -59,17 +62,26 @@ def grid_readings(raw: RawReadings, *, interpolation_limit_minutes: int) -> Gluc
     seconds = raw.time[valid].astype(np.int64)
     glucose = raw.glucose[valid].astype(np.float64)
     censored = raw.censored[valid].astype(np.int8)
+    shifted = (raw.dst_shift[valid] != 0) if raw.dst_shift is not None else np.zeros(len(seconds), dtype=bool)
     out_of_order = int((np.diff(seconds) < 0).sum())
     if len(seconds) > 2 and out_of_order >= 0.9 * (len(seconds) - 1):
         out_of_order = -1
     order = np.argsort(seconds, kind="stable")
-    seconds, glucose, censored = seconds[order], glucose[order], censored[order]
+    seconds, glucose, censored, shifted = seconds[order], glucose[order], censored[order], shifted[order]
 
     duplicate = np.concatenate([[False], np.diff(seconds) == 0])
     first_of_run = np.maximum.accumulate(np.where(~duplicate, np.arange(len(seconds)), 0))
     conflicting = int((duplicate & (glucose != glucose[first_of_run])).sum())
     report.drop(DUPLICATE_REASON, int(duplicate.sum()))
-    seconds, glucose, censored = seconds[~duplicate], glucose[~duplicate], censored[~duplicate]
+    seconds, glucose, censored, shifted = seconds[~duplicate], glucose[~duplicate], censored[~duplicate], shifted[~duplicate]
+
+    # Two uploaders or a backfill can store one reading twice a few seconds
+    # apart; the later copy of an equal value is dropped.
+    near = np.concatenate(
+        [[False], (np.diff(seconds) <= NEAR_DUPLICATE_SECONDS) & (np.diff(glucose) == 0)]
+    )
+    report.drop(NEAR_DUPLICATE_REASON, int(near.sum()))
+    seconds, glucose, censored, shifted = seconds[~near], glucose[~near], censored[~near], shifted[~near]
 
     limit_seconds = interpolation_limit_minutes * 60
     pieces = _grid_segments(seconds, glucose, censored, limit_seconds)
@@ -78,6 +90,7 @@ def grid_readings(raw: RawReadings, *, interpolation_limit_minutes: int) -> Gluc
     report.drop(BETWEEN_GRID_REASON, int((~used).sum()) - pieces["no_grid_readings"])
     report.readings_used = int(used.sum())
     report.repair("censored value set to the sensor limit", int((used & (censored != 0)).sum()))
+    report.repair(DST_REPAIR, int((used & shifted).sum()))
 
     series = GlucoseSeries(
         subject=raw.subject,

@@ -1,4 +1,4 @@
-"""Nightscout entries: the JSON API (through cgm-format) and the headerless API CSV.
+"""Nightscout entries: the JSON API and the headerless API CSV.
 
 Nightscout stores ``sgv`` in mg/dL whatever the site's display unit, and
 uses values below 39 as sensor error codes, so those are dropped, not read
@@ -13,13 +13,11 @@ import re
 
 import numpy as np
 import pandas as pd
-import polars as pl
-from cgm_format import FormatParser, SupportedCGMFormat
-from cgm_format.formats.unified import UnifiedEventType
 
 from glurpc_lab.ingest.errors import IngestError
 from glurpc_lab.ingest.readings import RawReadings, to_seconds
 from glurpc_lab.ingest.tables import csv_rows
+from glurpc_lab.ingest.timestamps import parse_iso_times
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +51,15 @@ def read_api_csv(text: str) -> RawReadings:
 
 
 def read_entries_json(text: str) -> RawReadings:
-    """Read a Nightscout entries JSON array through cgm-format.
+    """Read a Nightscout entries JSON array (``/api/v1/entries.json``).
+
+    The time of an entry is its epoch-millisecond ``date``, which is UTC
+    whatever the uploader's clock; ``dateString`` is used only when ``date``
+    is missing. Glucose is read from ``sgv`` only (never ``unfiltered`` or
+    ``filtered``, which are raw sensor counts) and may be fractional. Each
+    uploading ``device`` is a track. The entries are parsed here rather than
+    by cgm-format 0.13.0, which rejects a whole file when one ``dateString``
+    has a different UTC offset and quotes it in its error.
 
     Raises
     ------
@@ -71,41 +77,71 @@ def read_entries_json(text: str) -> RawReadings:
         records = records.get("entries") or records.get("result") or []
     if not isinstance(records, list):
         records = []
-    # cgm-format reads entries without a type too (some uploaders omit it).
-    entries = [
-        r for r in records
-        if isinstance(r, dict) and r.get("type", "sgv") == "sgv" and ("sgv" in r or "glucose" in r)
-    ]
+    # Some uploaders omit the type; an entry with an sgv is a sensor reading.
+    entries = [r for r in records if isinstance(r, dict) and r.get("type", "sgv") == "sgv" and "sgv" in r]
     if not entries:
         raise IngestError(
             "The JSON file contains no Nightscout sgv entries. Upload the output of "
             "/api/v1/entries.json with a count large enough for the period you need."
         )
 
-    try:
-        frame = FormatParser.parse_to_unified(text, SupportedCGMFormat.NIGHTSCOUT)
-    except (ValueError, pl.exceptions.PolarsError) as error:
-        logger.info("cgm-format rejected a Nightscout JSON file: %s", type(error).__name__)
-        raise IngestError(
-            "The Nightscout entries could not be parsed: a dateString or sgv field has an "
-            "unexpected layout. Download the entries again from /api/v1/entries.json."
-        ) from None
-    egv = frame.filter(pl.col("event_type") == UnifiedEventType.GLUCOSE.value)
-    time = to_seconds(egv["original_datetime"].to_numpy())
-    raw = _entries_to_readings(time, egv["original_glucose"].to_numpy().astype(np.float64))
+    epoch_ms = pd.to_numeric(pd.Series([e.get("date") for e in entries], dtype="object"), errors="coerce")
+    from_epoch = to_seconds(pd.to_datetime(epoch_ms, unit="ms", errors="coerce").to_numpy())
+    strings = parse_iso_times([e["dateString"] if isinstance(e.get("dateString"), str) else "" for e in entries])
+    time = np.where(np.isnat(from_epoch), strings.time, from_epoch)
+    sgv = pd.to_numeric(pd.Series([e.get("sgv") for e in entries], dtype="object"), errors="coerce")
+    devices = np.array([str(e.get("device", "")) for e in entries], dtype=object)
+
+    raw = _entries_to_readings(time, sgv.to_numpy(dtype=np.float64, na_value=np.nan), devices)
     raw.messages.insert(0, f"Read {len(entries)} sgv entries from Nightscout JSON in mg/dL.")
-    raw.drop("missing dateString or sgv (rejected by cgm-format)", max(0, len(entries) - len(egv)))
+    _note_local_offsets(raw, entries, from_epoch, strings.time)
+    _note_declared_units(raw, entries)
     return raw
 
 
-def _entries_to_readings(time: np.ndarray, sgv: np.ndarray) -> RawReadings:
-    """Set aside error codes and wrap Nightscout readings."""
+def _note_local_offsets(raw: RawReadings, entries: list[dict], from_epoch: np.ndarray, from_string: np.ndarray) -> None:
+    """Report the uploaders' ``utcOffset`` values, and dateStrings that are local time labelled UTC."""
+    offsets = sorted({int(e["utcOffset"]) for e in entries if isinstance(e.get("utcOffset"), (int, float))})
+    if offsets:
+        shown = ", ".join(f"UTC{minutes / 60:+g} h" for minutes in offsets)
+        raw.messages.append(f"The uploaders' local time was {shown} (utcOffset); the series stays in UTC.")
+    fake_utc = 0
+    for entry, epoch, string in zip(entries, from_epoch, from_string):
+        offset = entry.get("utcOffset")
+        if np.isnat(epoch) or np.isnat(string) or not isinstance(offset, (int, float)) or not offset:
+            continue
+        if str(entry.get("dateString", "")).endswith("Z") and (string - epoch) == np.timedelta64(int(offset) * 60, "s"):
+            fake_utc += 1
+    if fake_utc:
+        raw.messages.append(
+            f"{fake_utc} entries have a dateString in local time marked as UTC ('Z'); "
+            "their time was taken from the epoch-millisecond date field."
+        )
+
+
+def _note_declared_units(raw: RawReadings, entries: list[dict]) -> None:
+    """Warn when entries declare mmol/L: Nightscout stores sgv in mg/dL whatever the display unit."""
+    declared = {str(e["units"]).lower() for e in entries if "units" in e}
+    if not any(unit.startswith("mmol") for unit in declared):
+        return
+    raw.declared_units = "mmol/L"
+    raw.quality_issues.append(
+        "The entries declare mmol/L, but Nightscout stores sgv in mg/dL whatever the site's display "
+        "unit, so the values were read as mg/dL (detected: mg/dL, declared: mmol/L). "
+        "Check the series against the device if that seems wrong."
+    )
+
+
+def _entries_to_readings(time: np.ndarray, sgv: np.ndarray, devices: np.ndarray | None = None) -> RawReadings:
+    """Set aside error codes and wrap Nightscout readings in UTC."""
     error_code = np.isfinite(sgv) & (sgv < ERROR_CODE_BELOW_MGDL)
     raw = RawReadings(
         subject="series-1",
         time=time[~error_code],
         glucose=sgv[~error_code],
         censored=np.zeros(int((~error_code).sum()), dtype=np.int8),
+        utc=True,
+        track=None if devices is None else devices[~error_code],
     )
     raw.drop(ERROR_CODE_REASON, int(error_code.sum()))
     raw.messages.append(UTC_NOTE)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-WARMUP_GAP_MINUTES = 165
-"""A gap this long (2 h 45 min) usually means a sensor change; cgm-format
-0.13.0 uses the same threshold (``CALIBRATION_GAP_THRESHOLD`` = 9900 s)."""
+WARMUP_GAP_MINUTES = 120
+"""A gap this long usually means a sensor change: a Dexcom G6 warms up for
+2 h after insertion (G7 30 min, Libre 2 1 h). cgm-format 0.13.0 uses 2 h
+45 min (``CALIBRATION_GAP_THRESHOLD`` = 9900 s), which misses a G6 change
+done promptly."""
 
 
 @dataclass
@@ -25,7 +27,14 @@ class QualityReport:
     they are outside ``readings_in``. ``segment_lengths`` is the number of
     grid points of each segment, oldest first, and ``warmup_gaps`` the number
     of gaps between readings of at least ``WARMUP_GAP_MINUTES``, after which
-    a new sensor may still be warming up.
+    a new sensor may still be warming up; ``warmup_starts`` is the time of
+    the first reading after each such gap.
+
+    ``time_zone`` is ``"device local time"`` or ``"UTC"``; ``dst_changes``
+    counts the daylight-saving changes found in local time, whose earlier
+    readings were moved by the hour. ``declared_units`` is the unit the file
+    declared when its values contradict it and ``source_units`` was set from
+    the values instead.
     """
 
     readings_in: int = 0
@@ -52,6 +61,10 @@ class QualityReport:
     other_records: dict[str, int] = field(default_factory=dict)
     segment_lengths: list[int] = field(default_factory=list)
     warmup_gaps: int = 0
+    warmup_starts: list[str] = field(default_factory=list)
+    time_zone: str = "device local time"
+    dst_changes: int = 0
+    declared_units: str | None = None
 
     @property
     def has_warnings(self) -> bool:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import os
 
 import numpy as np
 from cgm_format import FormatParser, SupportedCGMFormat, UnknownFormatError
 
-from glurpc_lab.ingest import dexcom, libre, nightscout, research, unified
+from glurpc_lab.ingest import carelink, dexcom, libre, nightscout, research, unified
+from glurpc_lab.ingest.clock import repair_dst
 from glurpc_lab.ingest.decode import bytes_to_text, check_size, is_xlsx, xlsx_to_csv_text
-from glurpc_lab.ingest.errors import IngestError
+from glurpc_lab.ingest.errors import MAX_INPUT_BYTES, IngestError
 from glurpc_lab.ingest.grid import grid_readings
 from glurpc_lab.ingest.readings import RawReadings
 from glurpc_lab.ingest.series import GRID_MINUTES, CgmDataset
-from glurpc_lab.ingest.tables import csv_rows, find_header
-from glurpc_lab.ingest.units import looks_like_mmol
+from glurpc_lab.ingest.tables import HEADER_SEARCH_LINES, DELIMITERS, clean_cell, csv_rows, find_header, head_rows, sniff_delimiter
+from glurpc_lab.ingest.tracks import resolve_overlaps
+from glurpc_lab.ingest.units import check_units
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +32,9 @@ MIN_READINGS = 2
 _UNIFIED_FORMATS = (SupportedCGMFormat.UNIFIED_CGM, SupportedCGMFormat.UNIFIED_EXTENDED)
 
 NOT_CGM_MESSAGE = (
-    "The file is not a recognised CGM export: no Dexcom Clarity, LibreView, Nightscout, "
-    "cgm-format unified or research-table (id,time,gl) header was found in its first lines. "
+    "The file is not a recognised CGM export: no Dexcom Clarity, LibreView, Medtronic CareLink, "
+    "Nightscout, cgm-format unified or research-table (id,time,gl) header was found in its first "
+    f"{HEADER_SEARCH_LINES} lines, with comma, semicolon or tab separators. "
     "Upload the CSV, JSON or .xlsx file exactly as the CGM software exported it."
 )
 
@@ -42,8 +47,8 @@ def read_export(
     Parameters
     ----------
     content : bytes
-        The file as uploaded: CSV or JSON text, or an .xlsx workbook. At most
-        ``MAX_INPUT_BYTES``.
+        The file as uploaded: CSV, TSV or JSON text in UTF-8, UTF-16 or
+        Windows-1252/Latin-1, or an .xlsx workbook. At most ``MAX_INPUT_BYTES``.
     interpolation_limit_minutes : int
         Maximum gap between readings, in minutes, bridged by interpolation;
         longer gaps split the series into segments. At least ``GRID_MINUTES``.
@@ -65,18 +70,19 @@ def read_export(
             f"{GRID_MINUTES} (the grid step) so that consecutive readings stay in one segment."
         )
     check_size(len(content))
-    if is_xlsx(content):
-        source_format, readings = "dexcom", [dexcom.read_dexcom(xlsx_to_csv_text(content), from_excel=True)]
-    else:
-        text = bytes_to_text(content)
-        if not text.strip():
-            raise IngestError(
-                "The file contains only whitespace. Export the data again and upload the downloaded file."
-            )
-        source_format, readings = _read_text(text)
+    from_excel = is_xlsx(content)
+    text = xlsx_to_csv_text(content) if from_excel else bytes_to_text(content)
+    if not text.strip():
+        raise IngestError(
+            "The file contains only whitespace. Export the data again and upload the downloaded file."
+        )
+    source_format, readings = _read_text(text, from_excel=from_excel)
 
+    limit_seconds = interpolation_limit_minutes * 60
     for raw in readings:
-        _check_declared_units(raw)
+        check_units(raw)
+        repair_dst(raw)
+        resolve_overlaps(raw, limit_seconds=limit_seconds)
     valid_counts = [int((~np.isnat(r.time) & np.isfinite(r.glucose)).sum()) for r in readings]
     if max(valid_counts) < MIN_READINGS:
         raise IngestError(
@@ -96,16 +102,19 @@ def read_export(
 def read_path(path: str | os.PathLike) -> CgmDataset:
     """Read a CGM export from a file path with the default settings.
 
+    The size is checked before anything is read, and at most
+    ``MAX_INPUT_BYTES + 1`` bytes are ever read, so an oversized file fails
+    at once without filling memory.
+
     Raises
     ------
     IngestError
         When the file cannot be read, or for every reason ``read_export`` raises.
     """
     try:
-        size = os.stat(path).st_size
-        check_size(size)
+        check_size(os.stat(path).st_size)
         with open(path, "rb") as handle:
-            content = handle.read()
+            content = handle.read(MAX_INPUT_BYTES + 1)
     except FileNotFoundError:
         raise IngestError("The file was not found. Check the path and try again.") from None
     except IsADirectoryError:
@@ -115,22 +124,45 @@ def read_path(path: str | os.PathLike) -> CgmDataset:
     return read_export(content)
 
 
-def _read_text(text: str) -> tuple[str, list[RawReadings]]:
-    """Detect the format of decoded text and run its reader."""
+def _read_text(text: str, *, from_excel: bool = False) -> tuple[str, list[RawReadings]]:
+    """Detect the format and separator of decoded text and run its reader."""
     if text.lstrip().startswith(("[", "{")):
         return "nightscout", [nightscout.read_entries_json(text)]
 
-    head = csv_rows("\n".join(text.splitlines()[:60]))
-    if find_header(head, libre.is_libre_header) is not None:
-        return "libre", [libre.read_libre(text)]
-    if find_header(head, dexcom.is_clarity_header) is not None:
-        return "dexcom", [dexcom.read_dexcom(text)]
-    if find_header(head[:1], research.is_research_header) is not None:
-        return "research-table", research.read_research_table(text)
+    # The separator is the one under which a known header appears; the
+    # header may sit below a preamble of any length.
+    readers = (
+        ("libre", libre.is_libre_header),
+        ("dexcom", dexcom.is_clarity_header),
+        ("carelink", carelink.is_carelink_header),
+    )
+    for delimiter in DELIMITERS:
+        head = head_rows(text, delimiter)
+        for name, is_header in readers:
+            if find_header(head, is_header) is not None:
+                return name, [_run_reader(name, csv_rows(text, delimiter), from_excel)]
+        first_row = next((row for row in head if any(c.strip() for c in row)), [])
+        if research.is_research_header([clean_cell(c) for c in first_row]):
+            rows = [row for row in csv_rows(text, delimiter)]
+            start = next(i for i, row in enumerate(rows) if any(c.strip() for c in row))
+            return "research-table", research.read_research_table(rows[start:])
+
     first_line = next((line for line in text.splitlines() if line.strip()), "")
     if nightscout.is_api_csv(first_line):
         return "nightscout", [nightscout.read_api_csv(text)]
 
+    delimiter = sniff_delimiter(text)
+    if carelink.looks_like_carelink(head_rows(text, delimiter)):
+        raise IngestError(
+            "The file looks like a Medtronic CareLink export, but no 'Sensor Glucose' column was "
+            "found: its column headers are probably in another language, which is not supported. "
+            "Set the CareLink language to English, export again and upload that file."
+        )
+    if delimiter != ",":
+        # cgm-format reads comma-separated text only.
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(csv_rows(text, delimiter))
+        text = buffer.getvalue()
     try:
         detected = FormatParser.detect_format(text)
     except UnknownFormatError:
@@ -140,10 +172,10 @@ def _read_text(text: str) -> tuple[str, list[RawReadings]]:
     return name, [unified.read_with_cgm_format(text, detected)]
 
 
-def _check_declared_units(raw: RawReadings) -> None:
-    """Note, without rescaling, values that contradict the unit the file declared."""
-    if raw.source_units == "mg/dL" and looks_like_mmol(raw.glucose):
-        raw.quality_issues.append(
-            "Every value is below 35 although the file declares mg/dL; the data may be mmol/L. "
-            "Values were not rescaled: check the export's unit setting."
-        )
+def _run_reader(name: str, rows: list[list[str]], from_excel: bool) -> RawReadings:
+    """Run the reader of a format found by its header."""
+    if name == "libre":
+        return libre.read_libre(rows)
+    if name == "dexcom":
+        return dexcom.read_dexcom(rows, from_excel=from_excel)
+    return carelink.read_carelink(rows)

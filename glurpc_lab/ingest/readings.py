@@ -40,6 +40,21 @@ class RawReadings:
         Notes for the user about how the file was read.
     quality_issues : list of str
         Notes that also set the report's ``quality`` flag.
+    utc : bool
+        True when ``time`` is UTC (Nightscout, or timestamps that carried
+        offsets); False for device wall-clock time, which can jump at
+        daylight-saving changes.
+    track : numpy.ndarray or None
+        ``str`` label of the device or sensor that recorded each reading,
+        shape ``(n,)``, where the format names one; None otherwise.
+    declared_units : str or None
+        The unit the file's header or metadata declared, when it differs
+        from ``source_units`` because the values contradict it.
+    dst_shift : numpy.ndarray or None
+        ``int64`` seconds added to each reading's time for a daylight-saving
+        change, shape ``(n,)``; None until ``clock.repair_dst`` ran.
+    dst_changes : int
+        Daylight-saving changes that ``clock.repair_dst`` found.
     """
 
     subject: str
@@ -52,6 +67,11 @@ class RawReadings:
     other_records: dict[str, int] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
     quality_issues: list[str] = field(default_factory=list)
+    utc: bool = False
+    track: np.ndarray | None = None
+    declared_units: str | None = None
+    dst_shift: np.ndarray | None = None
+    dst_changes: int = 0
 
     @property
     def readings_in(self) -> int:
@@ -62,6 +82,17 @@ class RawReadings:
         """Count ``count`` readings rejected by the reader for ``reason``."""
         if count:
             self.dropped[reason] = self.dropped.get(reason, 0) + int(count)
+
+    def keep(self, mask: np.ndarray, reason: str) -> None:
+        """Keep only the readings where ``mask`` is True, counting the rest under ``reason``."""
+        self.drop(reason, int((~mask).sum()))
+        self.time = self.time[mask]
+        self.glucose = self.glucose[mask]
+        self.censored = self.censored[mask]
+        if self.track is not None:
+            self.track = self.track[mask]
+        if self.dst_shift is not None:
+            self.dst_shift = self.dst_shift[mask]
 
 
 def to_seconds(stamps) -> np.ndarray:

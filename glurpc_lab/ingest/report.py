@@ -19,7 +19,11 @@ WARMUP_HOURS = 24
 """Hours after a sensor-change gap in which readings may be calibration-affected."""
 
 BENIGN_DROP_REASONS = frozenset(
-    {"duplicate timestamp", "scan reading (series built from historic readings)"}
+    {
+        "duplicate timestamp",
+        "near-duplicate (same value within 60 s of the previous reading)",
+        "scan reading (series built from historic readings)",
+    }
 )
 """Drop reasons that do not set the ``quality`` flag: duplicates have their
 own flag, and Libre scans repeat the historic series."""
@@ -74,6 +78,10 @@ def fill_report(
     # Warm-up: the latest data lies within 24 h after a sensor-change gap.
     long_gap = np.flatnonzero(gaps_minutes >= WARMUP_GAP_MINUTES)
     report.warmup_gaps = int(long_gap.size)
+    report.warmup_starts = [str(np.datetime64(int(reading_seconds[i + 1]), "s")) for i in long_gap]
+    report.time_zone = "UTC" if raw.utc else "device local time"
+    report.declared_units = raw.declared_units
+    report.dst_changes = raw.dst_changes
     in_warmup = bool(
         long_gap.size
         and reading_seconds[-1] - reading_seconds[long_gap[-1] + 1] < WARMUP_HOURS * 3600
@@ -82,7 +90,10 @@ def fill_report(
     report.too_short = not report.segment_lengths or report.segment_lengths[-1] < INPUT_POINTS + HORIZON_POINTS
     report.calibration = raw.calibration_records > 0 or in_warmup
     report.imputation = report.points_imputed > 0
-    report.time_duplicates = report.dropped.get("duplicate timestamp", 0) > 0
+    report.time_duplicates = bool(
+        report.dropped.get("duplicate timestamp", 0)
+        or report.dropped.get("near-duplicate (same value within 60 s of the previous reading)", 0)
+    )
     report.out_of_range = bool(
         report.censored_high
         or report.censored_low

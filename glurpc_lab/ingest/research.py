@@ -3,18 +3,18 @@
 cgm-format 0.13.0 rejects this shape. Each distinct ``id`` becomes one
 series, in order of first appearance. ``gl`` has no declared unit: it is
 mg/dL unless every value is below 35, which only mmol/L data can be.
+``time`` is ISO 8601; with UTC offsets the series is in UTC.
 """
 
 from __future__ import annotations
-
-import io
 
 import numpy as np
 import pandas as pd
 
 from glurpc_lab.ingest.errors import IngestError
-from glurpc_lab.ingest.readings import RawReadings, to_seconds
-from glurpc_lab.ingest.tables import clean_cell
+from glurpc_lab.ingest.readings import RawReadings
+from glurpc_lab.ingest.tables import cell, clean_cell, parse_numbers
+from glurpc_lab.ingest.timestamps import apply_time_basis, parse_iso_times
 from glurpc_lab.ingest.units import looks_like_mmol, mmol_to_mgdl
 
 REQUIRED_COLUMNS = ("id", "time", "gl")
@@ -26,22 +26,26 @@ def is_research_header(cells: list[str]) -> bool:
     return all(name in lowered for name in REQUIRED_COLUMNS)
 
 
-def read_research_table(text: str) -> list[RawReadings]:
-    """Read an ``id,time,gl`` table into one ``RawReadings`` per subject.
+def read_research_table(rows: list[list[str]]) -> list[RawReadings]:
+    """Read an ``id,time,gl`` table (header on its first row) into one ``RawReadings`` per subject.
 
     Raises
     ------
     IngestError
         When no row has both a valid time and a numeric ``gl``.
     """
-    table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    table.columns = [clean_cell(str(c)).lower() for c in table.columns]
-    stamps = pd.to_datetime(table["time"].str.strip(), format="ISO8601", errors="coerce")
-    values = pd.to_numeric(table["gl"].str.strip(), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    usable = stamps.notna().to_numpy() & np.isfinite(values)
+    header = [clean_cell(c).lower() for c in rows[0]]
+    id_col, time_col, gl_col = (header.index(name) for name in REQUIRED_COLUMNS)
+    body = [(line, row) for line, row in enumerate(rows[1:], start=2) if any(c.strip() for c in row)]
+    lines = [line for line, _ in body]
+    subjects = pd.Series([cell(row, id_col) for _, row in body], dtype="object")
+    times = parse_iso_times([cell(row, time_col) for _, row in body])
+    values = parse_numbers([cell(row, gl_col) for _, row in body])
+
+    usable = ~np.isnat(times.time) & np.isfinite(values)
     if not usable.any():
-        first_bad = 2 + int(np.flatnonzero(~usable)[0]) if len(usable) else 2
-        column = "time" if len(usable) and pd.isna(stamps.iloc[first_bad - 2]) else "gl"
+        first_bad = lines[0] if lines else 2
+        column = "time" if lines and np.isnat(times.time[0]) else "gl"
         raise IngestError(
             f"Line {first_bad}, column '{column}': no row has both a valid time "
             "(YYYY-MM-DD hh:mm:ss) and a numeric gl value. Fix the table and upload it again."
@@ -52,13 +56,12 @@ def read_research_table(text: str) -> list[RawReadings]:
         source_units = "mmol/L"
         values = mmol_to_mgdl(values)
 
-    subjects = table["id"].str.strip()
     series = []
     for subject in pd.unique(subjects):
         mask = (subjects == subject).to_numpy()
         raw = RawReadings(
             subject=str(subject),
-            time=to_seconds(stamps[mask].to_numpy()),
+            time=times.time[mask],
             glucose=values[mask],
             censored=np.zeros(int(mask.sum()), dtype=np.int8),
             source_units=source_units,
@@ -66,5 +69,6 @@ def read_research_table(text: str) -> list[RawReadings]:
         raw.messages.append(f"Read {int(mask.sum())} readings from a research table (id,time,gl).")
         if source_units == "mmol/L":
             raw.messages.append("gl has no unit; every value is below 35, so it was read as mmol/L.")
+        apply_time_basis(raw, times.subset(mask))
         series.append(raw)
     return series

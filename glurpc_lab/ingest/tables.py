@@ -1,4 +1,4 @@
-"""CSV helpers shared by the format readers: rows, header search and cell cleanup."""
+"""CSV helpers shared by the format readers: delimiters, rows, header search and cells."""
 
 from __future__ import annotations
 
@@ -6,15 +6,47 @@ import csv
 import io
 from collections.abc import Callable
 
-HEADER_SEARCH_LINES = 40
+import numpy as np
+import pandas as pd
+
+HEADER_SEARCH_LINES = 1000
 """Lines searched for a header row. Clarity preambles carry one row per
-configured alert, about 15 rows at most, and LibreView puts one or two lines
-above its header."""
+configured alert, LibreView puts one to three lines above its header and
+CareLink five or more; no export seen puts its header this far down."""
+
+DELIMITERS = (",", ";", "\t")
+"""Field separators tried, in order: comma, semicolon (European locales, CareLink) and tab
+(Excel's "Unicode text")."""
 
 
-def csv_rows(text: str) -> list[list[str]]:
+def csv_rows(text: str, delimiter: str = ",") -> list[list[str]]:
     """Split CSV text into rows of cells, tolerating ragged rows and stray quotes."""
-    return list(csv.reader(io.StringIO(text), skipinitialspace=False, strict=False))
+    return list(csv.reader(io.StringIO(text), delimiter=delimiter, skipinitialspace=False, strict=False))
+
+
+def head_rows(text: str, delimiter: str) -> list[list[str]]:
+    """Split the first ``HEADER_SEARCH_LINES`` lines of ``text`` into rows."""
+    return csv_rows("\n".join(text.splitlines()[:HEADER_SEARCH_LINES]), delimiter)
+
+
+def sniff_delimiter(text: str) -> str:
+    """Return the separator that splits the first lines into the most consistent columns.
+
+    For each separator and each field count of at least two, the score is
+    the number of lines with that count times the count; the separator with
+    the highest score wins. A semicolon file with decimal commas thus still
+    scores higher for ``;`` than for ``,``.
+    """
+    best, best_score = ",", 0
+    for delimiter in DELIMITERS:
+        widths = [len(row) for row in head_rows(text, delimiter)[:200] if any(c.strip() for c in row)]
+        widths = [w for w in widths if w >= 2]
+        if not widths:
+            continue
+        score = max(widths.count(width) * width for width in set(widths))
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
 
 
 def clean_cell(cell: str) -> str:
@@ -38,6 +70,19 @@ def column_index(header: list[str], predicate: Callable[[str], bool]) -> int | N
     return None
 
 
-def cell(row: list[str], index: int) -> str:
-    """Return ``row[index]`` stripped, or an empty string for a short row."""
-    return row[index].strip() if index < len(row) else ""
+def cell(row: list[str], index: int | None) -> str:
+    """Return ``row[index]`` stripped, or an empty string for a short row or no column."""
+    if index is None or index >= len(row):
+        return ""
+    return row[index].strip()
+
+
+def parse_numbers(cells: list[str]) -> np.ndarray:
+    """Parse numeric cells to ``float64``, NaN where a cell is not a number.
+
+    A comma is read as the decimal mark (``123,00``, ``5,4``), as European
+    exports write it. No CGM export uses thousands separators, so a comma
+    never separates thousands here.
+    """
+    series = pd.Series(cells, dtype="string").str.strip().str.replace(",", ".", regex=False)
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
