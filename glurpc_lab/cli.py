@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from glurpc_lab import __version__
+
 log = logging.getLogger("glurpc_lab")
 
 
@@ -44,6 +46,26 @@ def _format_next_hour(series, forecast) -> list[str]:
     return lines
 
 
+def _write_json(path: str, info, forecasts) -> None:
+    """Write the next-hour forecast of every series as JSON."""
+    payload = {
+        "handle": info.handle,
+        "series": [
+            {
+                "subject": forecast.subject,
+                "times": [str(t) for t in forecast.forecast_times(-1)],
+                "levels": forecast.levels.tolist(),
+                "quantiles": forecast.quantiles[-1].tolist(),
+                "model_id": forecast.model_id,
+                "seed": forecast.seed,
+            }
+            for forecast in forecasts
+            if forecast.n_windows
+        ],
+    }
+    Path(path).write_text(json.dumps(payload, indent=2))
+
+
 def _forecast_file(args: argparse.Namespace, path: Path) -> int:
     from glurpc_lab.report.html import write_report
 
@@ -53,7 +75,13 @@ def _forecast_file(args: argparse.Namespace, path: Path) -> int:
     windows = "all" if args.all_windows else "latest"
     forecasts = [client.forecast(info.handle, i, windows=windows) for i in range(len(info.series))]
 
-    print(f"{info.source_format} export, {len(info.series)} series, handle {info.handle[:12]}")
+    # Files first, so a reader that closes the pipe early (| head) still gets them.
+    if args.json:
+        _write_json(args.json, info, forecasts)
+    if args.html:
+        report = Path(write_report(args.html, info, series_list, forecasts)).resolve()
+
+    print(f"{info.source_format} export, {len(info.series)} series, handle {info.handle}")
     for summary, series, forecast in zip(info.series, series_list, forecasts):
         print(f"series {summary.subject}: {summary.points} grid points, {summary.windows} windows")
         for message in summary.quality.get("messages", []):
@@ -62,26 +90,9 @@ def _forecast_file(args: argparse.Namespace, path: Path) -> int:
             print(line)
 
     if args.json:
-        payload = {
-            "handle": info.handle,
-            "series": [
-                {
-                    "subject": f.subject,
-                    "times": [str(t) for t in f.forecast_times(-1)],
-                    "levels": f.levels.tolist(),
-                    "quantiles": f.quantiles[-1].tolist(),
-                    "model_id": f.model_id,
-                    "seed": f.seed,
-                }
-                for f in forecasts
-            ],
-        }
-        Path(args.json).write_text(json.dumps(payload, indent=2))
         print(f"forecast JSON written to {args.json}")
-
     if args.html:
-        report = write_report(args.html, info, series_list, forecasts)
-        print(f"report written to {Path(report).resolve()}")
+        print(f"report written to {report}")
     return 0
 
 
@@ -110,18 +121,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _forecast_file(args, export)
 
 
-def _cmd_lab(args: argparse.Namespace) -> int:
-    command = ["jupyter", "lab", *args.lab_args]
+def _run_lab(lab_args: list[str]) -> int:
+    """Replace this process with JupyterLab from the same environment."""
+    # sys.executable finds the environment's JupyterLab even when its bin/ is not on PATH.
+    command = [sys.executable, "-m", "jupyterlab", *lab_args]
     if os.geteuid() == 0 and "--allow-root" not in command:
         command.append("--allow-root")
-    os.execvp(command[0], command)
+    os.execv(command[0], command)
     return 0  # not reached
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
+def _run_train(train_args: list[str]) -> int:
     from glurpc_lab.training.train import main as train_main
 
-    return int(train_main(args.train_args) or 0)
+    return int(train_main(train_args) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Gluformer glucose forecasts from CGM exports. Research use only, not a medical device.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("--version", action="version", version=f"glurpc-lab {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add_engine_options(sub: argparse.ArgumentParser) -> None:
@@ -143,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--cache-dir", default=None, help="forecast cache folder (default ~/.cache/glurpc-lab/store)")
 
     forecast = commands.add_parser("forecast", help="forecast the hour after the last reading of an export")
-    forecast.add_argument("export", help="CGM export: Dexcom Clarity CSV/XLSX, LibreView CSV, Nightscout, id,time,gl table")
+    forecast.add_argument("export", help="CGM export: Dexcom Clarity CSV/XLSX, LibreView CSV, Nightscout CSV/JSON, "
+                          "cgm-format unified CSV, or an id,time,gl research table")
     forecast.add_argument("--html", help="also write a standalone HTML report to this path")
     forecast.add_argument("--json", help="also write the next-hour forecast as JSON to this path")
     add_engine_options(forecast)
@@ -155,22 +170,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_options(demo)
     demo.set_defaults(handler=_cmd_demo)
 
-    lab = commands.add_parser("lab", help="start JupyterLab with the glurpc-lab server extension")
-    lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="arguments passed on to 'jupyter lab'")
-    lab.set_defaults(handler=_cmd_lab)
+    # 'lab' and 'train' pass every later argument on unparsed; main() routes them before argparse.
+    commands.add_parser("lab", help="start JupyterLab with the glurpc-lab server extension; "
+                        "later arguments go to 'jupyter lab'")
 
-    train = commands.add_parser("train", help="train a Gluformer on the GlucoBench data sets", add_help=False)
-    train.add_argument("train_args", nargs=argparse.REMAINDER, help="arguments of the training command (see --help)")
-    train.set_defaults(handler=_cmd_train)
+    commands.add_parser("train", help="train a Gluformer on the GlucoBench data sets; "
+                        "'glurpc-lab train --help' lists its options")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "lab":
+        return _run_lab(argv[1:])
+    if argv and argv[0] == "train":
+        return _run_train(argv[1:])
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # cgm-format warns about layout details that ingestion already reports in the quality messages.
+        logging.getLogger("cgm_format").setLevel(logging.ERROR)
 
     from glurpc_lab.ingest import IngestError
 
@@ -179,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     except IngestError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader (e.g. head) closed stdout early; that is not an error of ours.
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """The glurpc-lab command line on real exports."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,3 +69,22 @@ def test_forecast_of_missing_file(tmp_path, capsys):
 
     assert status == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_lab_passes_options_to_jupyterlab(tmp_path):
+    # An empty PATH proves the command does not rely on an activated environment.
+    result = subprocess.run(
+        [sys.executable, "-m", "glurpc_lab", "lab", "--version"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PATH": str(tmp_path)},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*\n", result.stdout)
+
+
+def test_version_option(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith("glurpc-lab ")

@@ -16,6 +16,7 @@ import plotly.offline
 import glurpc_lab
 from glurpc_lab.client.base import DatasetInfo
 from glurpc_lab.forecast.result import Forecast
+from glurpc_lab.forecast.windows import window_ends
 from glurpc_lab.ingest.quality import QualityReport
 from glurpc_lab.ingest.series import GlucoseSeries
 from glurpc_lab.report.figures import INPUT_POINTS, window_figure, window_view
@@ -149,11 +150,21 @@ def _metadata_rows(forecasts: Sequence[Forecast]) -> list[tuple[str, str]]:
     ]
 
 
+def _windows_sentence(series: GlucoseSeries, forecast: Forecast) -> str:
+    """Describe how many windows the series has and how many of them were forecast."""
+    total = int(window_ends(series, INPUT_POINTS).size)
+    noun = "window" if total == 1 else "windows"
+    sentence = f"{len(series)} grid points, {total} forecasting {noun}"
+    if forecast.n_windows == total:
+        return sentence + ", all forecast."
+    return sentence + f", of which {forecast.n_windows} forecast (the latest)."
+
+
 def _series_section(position: int, series: GlucoseSeries, forecast: Forecast) -> str:
     parts = [
         f'<section class="series" data-series="{position}">',
         f"<h2>Series {position + 1}: {_text(series.subject)}</h2>",
-        f"<p>{len(series)} grid points, {forecast.n_windows} forecasting windows.</p>",
+        f"<p>{_windows_sentence(series, forecast)}</p>",
         "<h3>Data quality</h3>",
         _quality_section(series.quality),
     ]
