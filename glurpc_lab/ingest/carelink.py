@@ -5,9 +5,9 @@ The EU export puts patient metadata above a separator row
 newest first, and repeats separator and header for every device section.
 Numbers use decimal commas and numeric cells may hold ``-------``
 placeholders. cgm-format 0.13.0 detects the format but reads one section
-only; this reader takes the sensor glucose of every section and gives each
-section its own track, so that two sections covering the same hours are
-resolved like overlapping sensors rather than merged.
+only. This reader takes the sensor glucose of every section and gives each
+section its own track, so two sections covering the same hours are resolved
+like overlapping sensors rather than merged.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ def looks_like_carelink(rows: list[list[str]]) -> bool:
 def read_carelink(rows: list[list[str]]) -> RawReadings:
     """Read the sensor glucose of every section of a CareLink export, in mg/dL.
 
-    Rows with a sensor glucose value are readings; rows with only a sensor
-    calibration value are calibration records; the remaining rows of a
+    Rows with a sensor glucose value are readings. Rows with only a sensor
+    calibration value are calibration records. The remaining rows of a
     section (pump, meter and alarm events) are counted as other records.
 
     Raises

@@ -3,10 +3,11 @@
 A device that follows local time repeats an hour when the clock goes back
 and skips one when it goes forward. Read naively, the repeated hour looks
 like duplicates (and would be dropped) and the skipped hour like a gap
-(and would be imputed or split). Without a time zone in the file the change
-is recognised from its shape in file order: a step back of 45-60 minutes
-or forward of 61-76 minutes (one hour plus one 5- or 15-minute reading
-interval) at night, in a month in which some time zone changes its clock.
+(and would be imputed or split). Without a time zone in the file, the
+change is recognised from its shape in file order. The clock went back when
+the time steps back 45-60 minutes, and forward when it steps 61-76 minutes
+ahead (one hour plus one 5- or 15-minute reading interval), at night, in a
+month in which some time zone changes its clock.
 The readings before the change are then moved by the hour, so the series
 runs on the clock in use after the change, which is the clock of the
 newest readings.
@@ -68,7 +69,7 @@ def _repair_group(raw: RawReadings, members: np.ndarray) -> None:
         members, seconds = members[::-1], seconds[::-1]
         steps = np.diff(seconds)
 
-    # steps[i] runs from reading i to reading i + 1 in time order.
+    # steps[i] is the step from reading i to reading i + 1, in time order.
     after = raw.time[members][1:]
     hours = after.astype("datetime64[h]").astype(np.int64) % 24
     months = after.astype("datetime64[M]").astype(np.int64) % 12 + 1

@@ -6,8 +6,8 @@ and "Fasting Glucose" on G7), whatever the length of the preamble above it.
 This module parses the rows itself instead of through cgm-format 0.13.0,
 because that parser rejects a whole file for one timestamp with a UTC
 offset (and quotes the value in its error), silently skips a row cut off by
-a truncated download, and drops the Source Device ID that tells two
-receivers apart.
+a truncated download, and drops the Source Device ID that distinguishes
+two receivers.
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ def read_dexcom(rows: list[list[str]], *, from_excel: bool = False) -> RawReadin
         elif kind == CALIBRATION_EVENT:
             calibration_rows += 1
         else:
-            name = kind or "unnamed event"
+            # A row cut off by a truncated download lost its event type.
+            name = kind or ("incomplete row" if len(row) < len(header) else "unnamed event")
             other[name] = other.get(name, 0) + 1
     if not stamps:
         raise IngestError(

@@ -69,7 +69,9 @@ def grid_readings(raw: RawReadings, *, interpolation_limit_minutes: int) -> Gluc
     order = np.argsort(seconds, kind="stable")
     seconds, glucose, censored, shifted = seconds[order], glucose[order], censored[order], shifted[order]
 
-    duplicate = np.concatenate([[False], np.diff(seconds) == 0])
+    # The leading False is omitted for an empty subject so lengths still match.
+    first = np.zeros(min(1, len(seconds)), dtype=bool)
+    duplicate = np.concatenate([first, np.diff(seconds) == 0])
     first_of_run = np.maximum.accumulate(np.where(~duplicate, np.arange(len(seconds)), 0))
     conflicting = int((duplicate & (glucose != glucose[first_of_run])).sum())
     report.drop(DUPLICATE_REASON, int(duplicate.sum()))
@@ -77,9 +79,7 @@ def grid_readings(raw: RawReadings, *, interpolation_limit_minutes: int) -> Gluc
 
     # Two uploaders or a backfill can store one reading twice a few seconds
     # apart; the later copy of an equal value is dropped.
-    near = np.concatenate(
-        [[False], (np.diff(seconds) <= NEAR_DUPLICATE_SECONDS) & (np.diff(glucose) == 0)]
-    )
+    near = np.concatenate([first, (np.diff(seconds) <= NEAR_DUPLICATE_SECONDS) & (np.diff(glucose) == 0)])
     report.drop(NEAR_DUPLICATE_REASON, int(near.sum()))
     seconds, glucose, censored, shifted = seconds[~near], glucose[~near], censored[~near], shifted[~near]
 

@@ -1,7 +1,7 @@
 """LibreView exports (Libre 1/2/3, Libre Pro; US and EU layouts; translated headers).
 
 cgm-format 0.13.0 rejects the US layout (an extra line above the header and
-12-hour timestamps), knows only English headers and merges scan readings
+12-hour timestamps), reads only English headers and merges scan readings
 into the historic series, which puts two readings on one minute. This
 reader finds the header by its columns in any of the known languages,
 builds the series from historic readings only and decides the date order

@@ -103,8 +103,8 @@ def _note_local_offsets(raw: RawReadings, entries: list[dict], from_epoch: np.nd
     """Report the uploaders' ``utcOffset`` values, and dateStrings that are local time labelled UTC."""
     offsets = sorted({int(e["utcOffset"]) for e in entries if isinstance(e.get("utcOffset"), (int, float))})
     if offsets:
-        shown = ", ".join(f"UTC{minutes / 60:+g} h" for minutes in offsets)
-        raw.messages.append(f"The uploaders' local time was {shown} (utcOffset); the series stays in UTC.")
+        local_zones = ", ".join(f"UTC{minutes / 60:+g} h" for minutes in offsets)
+        raw.messages.append(f"The uploaders' local time was {local_zones} (utcOffset); the series stays in UTC.")
     fake_utc = 0
     for entry, epoch, string in zip(entries, from_epoch, from_string):
         offset = entry.get("utcOffset")

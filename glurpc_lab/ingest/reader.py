@@ -77,6 +77,12 @@ def read_export(
             "The file contains only whitespace. Export the data again and upload the downloaded file."
         )
     source_format, readings = _read_text(text, from_excel=from_excel)
+    if not from_excel and _looks_truncated(text):
+        for raw in readings:
+            raw.quality_issues.append(
+                "The last line is shorter than the line before it and has no line break: the file "
+                "looks truncated. Download the export again to get every reading."
+            )
 
     limit_seconds = interpolation_limit_minutes * 60
     for raw in readings:
@@ -170,6 +176,17 @@ def _read_text(text: str, *, from_excel: bool = False) -> tuple[str, list[RawRea
         raise IngestError(NOT_CGM_MESSAGE) from None
     name = "unified" if detected in _UNIFIED_FORMATS else detected.value
     return name, [unified.read_with_cgm_format(text, detected)]
+
+
+def _looks_truncated(text: str) -> bool:
+    """Return True when text ends without a line break in a line with fewer separators than the previous one."""
+    if text.endswith(("\n", "\r")) or text.rstrip().endswith(("]", "}")):
+        return False
+    lines = text.splitlines()
+    if len(lines) < 2:
+        return False
+    last, previous = lines[-1], lines[-2]
+    return any(last.count(d) < previous.count(d) for d in DELIMITERS if previous.count(d) >= 2)
 
 
 def _run_reader(name: str, rows: list[list[str]], from_excel: bool) -> RawReadings:

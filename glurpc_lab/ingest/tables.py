@@ -12,7 +12,7 @@ import pandas as pd
 HEADER_SEARCH_LINES = 1000
 """Lines searched for a header row. Clarity preambles carry one row per
 configured alert, LibreView puts one to three lines above its header and
-CareLink five or more; no export seen puts its header this far down."""
+CareLink five or more. No export seen puts its header this far down."""
 
 DELIMITERS = (",", ";", "\t")
 """Field separators tried, in order: comma, semicolon (European locales, CareLink) and tab
@@ -33,7 +33,7 @@ def sniff_delimiter(text: str) -> str:
     """Return the separator that splits the first lines into the most consistent columns.
 
     For each separator and each field count of at least two, the score is
-    the number of lines with that count times the count; the separator with
+    the number of lines with that count times the count. The separator with
     the highest score wins. A semicolon file with decimal commas thus still
     scores higher for ``;`` than for ``,``.
     """

@@ -91,10 +91,10 @@ def to_display_units(values_mgdl, units: str = "mg/dL", *, decimals: int | None 
     ValueError
         When ``units`` is not one of ``DISPLAY_UNITS``.
     """
-    wanted = units.strip().lower()
-    if wanted == "mg/dl":
+    requested = units.strip().lower()
+    if requested == "mg/dl":
         values = np.asarray(values_mgdl, dtype=np.float64).copy()
-    elif wanted == "mmol/l":
+    elif requested == "mmol/l":
         values = mgdl_to_mmol(values_mgdl)
     else:
         raise ValueError(f"Unknown display unit {units!r}; use one of {', '.join(DISPLAY_UNITS)}.")
@@ -106,7 +106,7 @@ def check_units(raw) -> None:
 
     A reader converts by the declared unit, so on entry ``raw.glucose`` is
     mg/dL if the declaration was right. Values that are all below
-    ``MMOL_PLAUSIBLE_MAX`` are mmol/L whatever the header says, and converted
+    ``MMOL_PLAUSIBLE_MAX`` are mmol/L whatever the header declares, and converted
     mmol/L values whose median lies above ``MMOL_PLAUSIBLE_MAX`` mmol/L were
     mg/dL. Either way the values are rescaled, ``raw.declared_units`` keeps
     the declaration, and a quality issue names both units. Censored readings
