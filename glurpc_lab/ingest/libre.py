@@ -123,8 +123,7 @@ def read_libre(rows: list[list[str]]) -> RawReadings:
     )
     raw.drop("scan reading (series built from historic readings)", scans)
     raw.messages.append(
-        f"Read {len(stamps)} historic readings from a LibreView export in {source_units}; "
-        f"{scans} scan readings were set aside."
+        f"Read {len(stamps)} historic readings from a LibreView export in {source_units}."
     )
     if language != "English":
         raw.messages.append(f"The column headers are in {language}.")

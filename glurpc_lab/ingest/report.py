@@ -123,10 +123,14 @@ def _add_messages(report, raw, limit_minutes, conflicting, out_of_order, in_warm
     for reason, count in report.dropped.items():
         if reason != "duplicate timestamp":
             messages.append(f"Dropped {count} readings: {reason}.")
-    if report.censored_high or report.censored_low:
+    censored = [
+        f"{count} {'reading was' if count == 1 else 'readings were'} reported as {label}"
+        for count, label in ((report.censored_high, "High"), (report.censored_low, "Low"))
+        if count
+    ]
+    if censored:
         messages.append(
-            f"{report.censored_high} readings were reported as High and {report.censored_low} as Low; "
-            "they are kept at the sensor limit and marked as censored."
+            " and ".join(censored) + "; they are kept at the sensor limit and marked as censored."
         )
     if report.calibration_records:
         messages.append(f"{report.calibration_records} calibration records were found (not used as readings).")

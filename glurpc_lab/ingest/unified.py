@@ -43,9 +43,11 @@ def read_with_cgm_format(text: str, detected: SupportedCGMFormat) -> RawReadings
         # cgm-format messages can quote lines of the file, so only the type is kept.
         logger.info("cgm-format rejected a %s file: %s", detected.value, type(error).__name__)
         raise IngestError(
-            f"The file looks like a {detected.value} export but could not be parsed: a "
-            "required column is missing or a timestamp or glucose value has an unexpected "
-            "layout. Export the file again and upload it unchanged."
+            f"The file has the column names of a {detected.value} export but could not be parsed "
+            "as one: a required column is missing or a timestamp or glucose value has an "
+            "unexpected layout. If it is such an export, export it again and use it unchanged; "
+            "otherwise use a CGM export (Dexcom Clarity, LibreView, Medtronic CareLink, "
+            "Nightscout, cgm-format unified CSV, or an id,time,gl table)."
         ) from None
 
     kinds = frame["event_type"].to_list()
