@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from glurpc_lab import __version__
+from glurpc_lab.ingest.units import to_display_units
+from glurpc_lab.report.figures import format_glucose
 
 log = logging.getLogger("glurpc_lab")
 
@@ -29,20 +31,23 @@ def _make_client(args: argparse.Namespace):
     return LocalClient(engine)
 
 
-def _format_next_hour(series, forecast) -> list[str]:
+def _format_next_hour(series, forecast, units: str) -> list[str]:
     """Return printable lines for the window that forecasts past the last reading."""
     if forecast.n_windows == 0 or int(forecast.input_end[-1]) != len(series) - 1:
         return ["  no forecast past the last reading: the last gap-free segment is shorter than 8 hours"]
 
+    def value(mgdl) -> str:
+        return format_glucose(float(to_display_units(mgdl, units)), units)
+
     last_time = np.datetime_as_string(series.time[-1], unit="m").replace("T", " ")
     lines = [
-        f"  last reading {last_time}: {series.glucose[-1]:.0f} mg/dL",
-        "  time              median   80% interval (mg/dL)",
+        f"  last reading {last_time}: {value(series.glucose[-1])} {units}",
+        f"  time              median   80% interval ({units})",
     ]
     low, median, high = (forecast.quantile(q)[-1] for q in (0.1, 0.5, 0.9))
     for step, when in enumerate(forecast.forecast_times(-1)):
         stamp = np.datetime_as_string(when, unit="m").replace("T", " ")
-        lines.append(f"  {stamp}  {median[step]:6.0f}   {low[step]:4.0f} - {high[step]:.0f}")
+        lines.append(f"  {stamp}  {value(median[step]):>6}   {value(low[step]):>4} - {value(high[step])}")
     return lines
 
 
@@ -79,14 +84,14 @@ def _forecast_file(args: argparse.Namespace, path: Path) -> int:
     if args.json:
         _write_json(args.json, info, forecasts)
     if args.html:
-        report = Path(write_report(args.html, info, series_list, forecasts)).resolve()
+        report = Path(write_report(args.html, info, series_list, forecasts, units=args.units)).resolve()
 
     print(f"{info.source_format} export, {len(info.series)} series, handle {info.handle}")
     for summary, series, forecast in zip(info.series, series_list, forecasts):
         print(f"series {summary.subject}: {summary.points} grid points, {summary.windows} windows")
         for message in summary.quality.get("messages", []):
             print(f"  quality: {message}")
-        for line in _format_next_hour(series, forecast):
+        for line in _format_next_hour(series, forecast, args.units):
             print(line)
 
     if args.json:
@@ -152,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="weights: 'bundled' (default), a local weights file, or hf:REPO/FILE[@REVISION]")
         sub.add_argument("--samples", type=int, default=10, help="MC-dropout samples per window (default 10)")
         sub.add_argument("--seed", type=int, default=0, help="seed of the MC-dropout sampling (default 0)")
+        sub.add_argument("--units", choices=("mg/dL", "mmol/L"), default="mg/dL",
+                         help="glucose unit of the printed forecast and the report (default mg/dL)")
         sub.add_argument("--all-windows", action="store_true",
                          help="also forecast every earlier window (backtests) and cache them; slower")
         sub.add_argument("--cache-dir", default=None, help="forecast cache folder (default ~/.cache/glurpc-lab/store)")

@@ -88,3 +88,20 @@ def test_version_option(capsys):
 
     assert stop.value.code == 0
     assert capsys.readouterr().out.startswith("glurpc-lab ")
+
+
+@needs_corpora
+def test_forecast_in_mmol_per_litre(tmp_path, capsys):
+    status = main([
+        "forecast", str(CORPORA / "Clarity_Export_synthetic.csv"),
+        "--cache-dir", str(tmp_path / "store"), "--samples", "4", "--units", "mmol/L",
+    ])
+
+    output = capsys.readouterr().out
+    steps = re.findall(r"^\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+(\d+\.\d)\s+(\d+\.\d) - (\d+\.\d)$", output, flags=re.M)
+    assert status == 0
+    assert "80% interval (mmol/L)" in output
+    assert len(steps) == 12
+    for median, low, high in steps:
+        assert 1.0 < float(median) < 30.0
+        assert float(low) <= float(median) <= float(high)

@@ -172,3 +172,25 @@ def test_forecast_order_checked(tmp_path):
 
     with pytest.raises(ValueError, match="in the order of the series"):
         write_report(tmp_path / "r.html", make_dataset([first, second]), [first, second], forecasts)
+
+
+def test_report_in_mmol_per_litre(tmp_path):
+    series = make_series(subject="series-1")
+    forecast = make_forecast(series, [len(series) - 1], seed=3)
+    path = write_report(tmp_path / "mmol.html", make_dataset([series]), [series], [forecast], units="mmol/L")
+    soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+    rows = soup.find("table", class_="next-hour").find("tbody").find_all("tr")
+    header = soup.find("table", class_="next-hour").find("thead").get_text()
+
+    assert "Median (mmol/L)" in header
+    for step, row in enumerate(rows):
+        expected = round(float(forecast.median[-1, step]) / 18.0, 1)
+        assert cell_number(row.find("td", class_="median")) == pytest.approx(expected, abs=0.051)
+
+
+def test_unknown_unit_rejected(tmp_path):
+    series = make_series(subject="series-1")
+    forecast = make_forecast(series, [len(series) - 1], seed=3)
+
+    with pytest.raises(ValueError, match="display unit"):
+        write_report(tmp_path / "bad.html", make_dataset([series]), [series], [forecast], units="mg")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ import plotly.graph_objects as go
 
 from glurpc_lab.forecast.result import Forecast
 from glurpc_lab.ingest.series import GRID_MINUTES, GlucoseSeries
+from glurpc_lab.ingest.units import to_display_units
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +81,31 @@ class WindowView:
     bands: dict
     median: np.ndarray
     truth: np.ndarray
+
+
+def in_units(view: WindowView, units: str) -> WindowView:
+    """Return ``view`` with every glucose value converted from mg/dL to ``units``.
+
+    ``units`` is "mg/dL" or "mmol/L"; any other value raises ``ValueError``.
+    """
+    def convert(values):
+        return to_display_units(values, units)
+
+    return dataclasses.replace(
+        view,
+        last_observed=float(convert(view.last_observed)),
+        history_glucose=convert(view.history_glucose),
+        bands={coverage: (convert(lower), convert(upper)) for coverage, (lower, upper) in view.bands.items()},
+        median=convert(view.median),
+        truth=convert(view.truth),
+    )
+
+
+def format_glucose(value: float, units: str) -> str:
+    """Format one glucose value in ``units`` at the resolution exports use (1 mg/dL, 0.1 mmol/L)."""
+    if np.isnan(value):
+        return "–"
+    return f"{value:.1f}" if units.strip().lower() == "mmol/l" else f"{value:.0f}"
 
 
 def resolve_window(forecast: Forecast, window: int) -> int:
@@ -191,7 +218,9 @@ def window_title(view: WindowView, forecast: Forecast, subject: str) -> str:
     return f"{BACKTEST_TITLE}: {subject}, window {view.window + 1} of {forecast.n_windows}, input ends {ending}"
 
 
-def window_figure(series: GlucoseSeries, forecast: Forecast, window: int = -1) -> go.Figure:
+def window_figure(
+    series: GlucoseSeries, forecast: Forecast, window: int = -1, *, units: str = "mg/dL"
+) -> go.Figure:
     """Draw the fan chart of one forecasting window.
 
     The chart shows the observed glucose of the window's 8-hour input and of
@@ -209,11 +238,13 @@ def window_figure(series: GlucoseSeries, forecast: Forecast, window: int = -1) -
     window : int, default -1
         Window index; -1 is the latest window, which forecasts past the
         last reading when the final segment is long enough.
+    units : {"mg/dL", "mmol/L"}, default "mg/dL"
+        Unit of the y axis.
 
     Returns
     -------
     plotly.graph_objects.Figure
-        Time on x (naive device time), glucose in mg/dL on y.
+        Time on x (naive device time), glucose in ``units`` on y.
 
     Raises
     ------
@@ -221,7 +252,7 @@ def window_figure(series: GlucoseSeries, forecast: Forecast, window: int = -1) -
         If the forecast has no windows, ``window`` is out of range, or the
         forecast does not belong to ``series``.
     """
-    view = window_view(series, forecast, window)
+    view = in_units(window_view(series, forecast, window), units)
     fig = go.Figure()
 
     # Each band is one closed polygon (upper edge forward, lower edge back) so
@@ -295,11 +326,11 @@ def window_figure(series: GlucoseSeries, forecast: Forecast, window: int = -1) -
             )
         )
 
-    for level in (HYPO_MG_DL, HYPER_MG_DL):
+    for level in to_display_units(np.array([HYPO_MG_DL, HYPER_MG_DL]), units):
         fig.add_hline(
-            y=level,
+            y=float(level),
             line={"dash": "dot", "width": 1, "color": "#7f8c8d"},
-            annotation_text=f"{level:.0f} mg/dL",
+            annotation_text=f"{format_glucose(level, units)} {units}",
             annotation_position="top left",
         )
 
@@ -307,7 +338,7 @@ def window_figure(series: GlucoseSeries, forecast: Forecast, window: int = -1) -
         title=window_title(view, forecast, series.subject),
         template="plotly_white",
         xaxis={"title": "Device time", "type": "date", "tickformat": "%H:%M\n%b %d"},
-        yaxis={"title": "Glucose (mg/dL)", "rangemode": "tozero"},
+        yaxis={"title": f"Glucose ({units})", "rangemode": "tozero"},
         legend={"orientation": "h", "y": -0.2},
         margin={"t": 60, "r": 20, "b": 40, "l": 60},
         height=480,

@@ -19,7 +19,8 @@ from glurpc_lab.forecast.result import Forecast
 from glurpc_lab.forecast.windows import window_ends
 from glurpc_lab.ingest.quality import QualityReport
 from glurpc_lab.ingest.series import GlucoseSeries
-from glurpc_lab.report.figures import INPUT_POINTS, window_figure, window_view
+from glurpc_lab.ingest.units import to_display_units
+from glurpc_lab.report.figures import INPUT_POINTS, format_glucose, in_units, window_figure, window_view
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +53,6 @@ section.series { border-top: 1px solid #d0d7de; margin-top: 2em; }
 
 def _text(value: object) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _mg_dl(value: float) -> str:
-    return "–" if np.isnan(value) else f"{value:.0f}"
 
 
 def _quality_section(quality: QualityReport) -> str:
@@ -106,9 +103,13 @@ def _quality_section(quality: QualityReport) -> str:
     return "\n".join(parts)
 
 
-def _next_hour_table(series: GlucoseSeries, forecast: Forecast) -> str:
+def _next_hour_table(series: GlucoseSeries, forecast: Forecast, units: str) -> str:
     """Render the latest window's forecast steps: time, median, 80% and 95% intervals, truth."""
-    view = window_view(series, forecast, -1)
+    view = in_units(window_view(series, forecast, -1), units)
+
+    def value(number: float) -> str:
+        return format_glucose(number, units)
+
     lower80, upper80 = view.bands[0.80]
     lower95, upper95 = view.bands[0.95]
     heading = (
@@ -119,18 +120,19 @@ def _next_hour_table(series: GlucoseSeries, forecast: Forecast) -> str:
 
     parts = [
         f"<h3>{_text(heading)}</h3>",
-        '<table class="next-hour"><thead><tr><th>Time</th><th>Minutes ahead</th><th>Median (mg/dL)</th>'
-        "<th>80% interval (mg/dL)</th><th>95% interval (mg/dL)</th><th>Observed (mg/dL)</th></tr></thead><tbody>",
+        '<table class="next-hour"><thead><tr><th>Time</th><th>Minutes ahead</th>'
+        f"<th>Median ({units})</th><th>80% interval ({units})</th><th>95% interval ({units})</th>"
+        f"<th>Observed ({units})</th></tr></thead><tbody>",
     ]
     times = np.datetime_as_string(view.forecast_time, unit="m")
     for step, time_text in enumerate(times):
         parts.append(
             f'<tr data-step="{step}"><td>{_text(time_text.replace("T", " "))}</td>'
             f'<td class="num">{int(forecast.horizon_minutes[step])}</td>'
-            f'<td class="num median">{_mg_dl(view.median[step])}</td>'
-            f'<td class="num interval80">{_mg_dl(lower80[step])}–{_mg_dl(upper80[step])}</td>'
-            f'<td class="num interval95">{_mg_dl(lower95[step])}–{_mg_dl(upper95[step])}</td>'
-            f'<td class="num truth">{_mg_dl(view.truth[step])}</td></tr>'
+            f'<td class="num median">{value(view.median[step])}</td>'
+            f'<td class="num interval80">{value(lower80[step])}–{value(upper80[step])}</td>'
+            f'<td class="num interval95">{value(lower95[step])}–{value(upper95[step])}</td>'
+            f'<td class="num truth">{value(view.truth[step])}</td></tr>'
         )
     parts.append("</tbody></table>")
     return "\n".join(parts)
@@ -160,7 +162,7 @@ def _windows_sentence(series: GlucoseSeries, forecast: Forecast) -> str:
     return sentence + f", of which {forecast.n_windows} forecast (the latest)."
 
 
-def _series_section(position: int, series: GlucoseSeries, forecast: Forecast) -> str:
+def _series_section(position: int, series: GlucoseSeries, forecast: Forecast, units: str) -> str:
     parts = [
         f'<section class="series" data-series="{position}">',
         f"<h2>Series {position + 1}: {_text(series.subject)}</h2>",
@@ -175,7 +177,7 @@ def _series_section(position: int, series: GlucoseSeries, forecast: Forecast) ->
             f"{INPUT_POINTS} gap-free grid points (8 hours at 5 minutes).</p>"
         )
     else:
-        figure = window_figure(series, forecast, -1)
+        figure = window_figure(series, forecast, -1, units=units)
         parts.append(
             figure.to_html(
                 full_html=False,
@@ -184,7 +186,7 @@ def _series_section(position: int, series: GlucoseSeries, forecast: Forecast) ->
                 config={"displaylogo": False},
             )
         )
-        parts.append(_next_hour_table(series, forecast))
+        parts.append(_next_hour_table(series, forecast, units))
 
     parts.append("</section>")
     return "\n".join(parts)
@@ -195,6 +197,8 @@ def write_report(
     dataset: DatasetInfo,
     series_list: Sequence[GlucoseSeries],
     forecasts: Sequence[Forecast],
+    *,
+    units: str = "mg/dL",
 ) -> Path:
     """Write a standalone HTML report of a processed upload.
 
@@ -213,6 +217,8 @@ def write_report(
         The series to report, usually all of ``dataset.series``.
     forecasts : sequence of Forecast
         One forecast per entry of ``series_list``, in the same order.
+    units : {"mg/dL", "mmol/L"}, default "mg/dL"
+        Unit of the charts and forecast tables.
 
     Returns
     -------
@@ -235,13 +241,14 @@ def write_report(
                 f"{series.subject!r}: pass the forecasts in the order of the series"
             )
 
+    to_display_units(np.zeros(1), units)  # rejects an unknown unit before any work
     output = Path(path)
     meta_rows = "\n".join(
         f'<tr><th>{_text(label)}</th><td data-meta="{_text(label)}">{_text(value)}</td></tr>'
         for label, value in _metadata_rows(forecasts)
     )
     sections = "\n".join(
-        _series_section(position, series, forecast)
+        _series_section(position, series, forecast, units)
         for position, (series, forecast) in enumerate(zip(series_list, forecasts))
     )
 
@@ -257,7 +264,7 @@ def write_report(
 <h1>Glucose forecast report</h1>
 <p class="notice" id="notice">{_text(NOTICE)}</p>
 <p>Input format: {_text(dataset.source_format)}; {len(series_list)} series reported of {len(dataset.series)}.
-Times are as recorded in the export (device time for most vendors, UTC for Nightscout; the quality messages say which). Glucose is in mg/dL.</p>
+Times are as recorded in the export (device time for most vendors, UTC for Nightscout; the quality messages say which). Glucose is in {_text(units)}.</p>
 <h2>Run</h2>
 <table class="metadata">
 {meta_rows}
