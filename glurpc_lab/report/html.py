@@ -67,6 +67,9 @@ def _quality_section(quality: QualityReport) -> str:
         ("Censored high readings", quality.censored_high),
         ("Censored low readings", quality.censored_low),
         ("Gap-free segments", quality.segments),
+        ("Calibration records", quality.calibration_records),
+        ("Sensor warm-up gaps", quality.warmup_gaps),
+        ("Daylight-saving changes", quality.dst_changes),
     ]
     parts = ['<table class="quality-counts">']
     for label, count in rows:
@@ -78,6 +81,7 @@ def _quality_section(quality: QualityReport) -> str:
     parts.append(f"<tr><th>Span</th><td>{_text(span_text)}</td></tr>")
     parts.append(f"<tr><th>Sampling interval</th><td>{_text(interval_text)}</td></tr>")
     parts.append(f"<tr><th>Units in the file</th><td>{_text(quality.source_units)}</td></tr>")
+    parts.append(f"<tr><th>Time zone</th><td>{_text(quality.time_zone)}</td></tr>")
     parts.append("</table>")
 
     for title, reasons, css in (
