@@ -78,7 +78,7 @@ async def test_upload_without_token_is_403(jp_fetch, small_export, cache_dir):
     error = await _error(jp_fetch, "glurpc-lab", "datasets", method="POST", body=small_export, headers={"Authorization": ""})
 
     assert error.code == 403
-    assert [entry for entry in (cache_dir / "datasets").iterdir() if len(entry.name) == 64] == []
+    assert [entry for entry in (cache_dir / "ns" / "local" / "datasets").iterdir() if len(entry.name) == 64] == []
 
 
 async def test_upload_then_read_dataset_and_series(jp_fetch, small_export):

@@ -117,7 +117,7 @@ def test_forecast_round_trip_and_layout(tmp_path, dataset):
 
     # The entry is a plain zarr 3 group that any zarr reader can open.
     group = zarr.open_group(
-        store=LocalStore(tmp_path / "store" / "forecasts" / key, read_only=True),
+        store=LocalStore(tmp_path / "store" / "ns" / "local" / "forecasts" / key, read_only=True),
         mode="r",
         use_consolidated=False,
     )
@@ -169,7 +169,7 @@ def test_failed_write_leaves_nothing(tmp_path, dataset):
         store.write_forecast(_key("broken"), broken, {})
 
     assert store.read_forecast(_key("broken")) is None
-    assert _entries(tmp_path / "store" / "forecasts") == []
+    assert _entries(tmp_path / "store" / "ns" / "local" / "forecasts") == []
 
 
 def test_replace_overwrites_entry(tmp_path, dataset):
@@ -182,7 +182,7 @@ def test_replace_overwrites_entry(tmp_path, dataset):
     assert store.read_forecast(_key("f")).seed == 11
     assert store.write_forecast(_key("f"), second, {}, replace=True) is True
     assert store.read_forecast(_key("f")).seed == 12
-    assert _entries(tmp_path / "store" / "forecasts") == [_key("f")]
+    assert _entries(tmp_path / "store" / "ns" / "local" / "forecasts") == [_key("f")]
 
 
 def test_concurrent_writers_publish_once(tmp_path, dataset):
@@ -203,13 +203,13 @@ def test_concurrent_writers_publish_once(tmp_path, dataset):
 
     assert sorted(results) == [False, False, False, True]
     _assert_same_forecast(store.read_forecast(_key("shared")), forecast)
-    assert _entries(tmp_path / "store" / "forecasts") == [_key("shared")]
+    assert _entries(tmp_path / "store" / "ns" / "local" / "forecasts") == [_key("shared")]
 
 
 def test_stale_temporaries_are_removed(tmp_path):
     Store(tmp_path / "store")
-    stale = tmp_path / "store" / "forecasts" / ".tmp-abandoned"
-    fresh = tmp_path / "store" / "forecasts" / ".tmp-in-progress"
+    stale = tmp_path / "store" / "ns" / "local" / "forecasts" / ".tmp-abandoned"
+    fresh = tmp_path / "store" / "ns" / "local" / "forecasts" / ".tmp-in-progress"
     stale.mkdir()
     fresh.mkdir()
     old = time.time() - STALE_TEMP_SECONDS - 60

@@ -6,19 +6,37 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
+
 
 from glurpc_lab.client.base import DatasetInfo, SeriesSummary
 from glurpc_lab.engine.errors import (
     HandleNotFoundError,
     InvalidHandleError,
     ModelUnavailableError,
+    QueueFullError,
     SeriesIndexError,
 )
-from glurpc_lab.engine.keys import dataset_handle, forecast_key, is_key
+from glurpc_lab.engine.extension import (
+    find_reusable,
+    last_window,
+    lineage_anchor,
+    merge_windows,
+    series_scaler,
+)
+from glurpc_lab.engine.keys import (
+    DEFAULT_NAMESPACE,
+    FORECAST_KEY_VERSION,
+    dataset_handle,
+    forecast_key,
+    is_key,
+)
+from glurpc_lab.engine.memory_cache import MemoryCache
+from glurpc_lab.engine.out_of_memory import forecast_with_backoff
 from glurpc_lab.engine.pool import ModelPool, default_devices
+from glurpc_lab.engine.request import ForecastRequest
+from glurpc_lab.engine.scheduler import Priority, Scheduler
 from glurpc_lab.engine.store import Store, default_cache_dir
 from glurpc_lab.forecast.result import DEFAULT_LEVELS, Forecast
 from glurpc_lab.ingest.series import GlucoseSeries
@@ -27,13 +45,30 @@ logger = logging.getLogger(__name__)
 
 WINDOW_CHOICES = ("all", "latest")
 
+DEFAULT_MEMORY_CACHE_BYTES = 256 * 1024 * 1024
+"""Default limit of the in-memory forecast tier, in bytes."""
+
+
+def _priority(value: str | Priority | None) -> Priority:
+    if value is None:
+        return Priority.INTERACTIVE
+    if isinstance(value, str):
+        try:
+            return Priority[value.upper()]
+        except KeyError:
+            raise ValueError(f"priority must be 'interactive' or 'background', got {value!r}") from None
+    return Priority(value)
+
 
 class Engine:
     """Parse uploads, keep them in a zarr store and serve their forecasts.
 
     Forecasts are cached under a key built from the dataset handle, series
     index, model id, sample count, seed, quantile levels and a version
-    constant, so a second request for the same data never runs the model.
+    constant, so a changed model never serves stale forecasts. Lookups go
+    to an in-memory LRU tier, then to the store on disk, then to the model.
+    Model work runs on a :class:`~glurpc_lab.engine.scheduler.Scheduler`:
+    interactive requests first, identical requests coalesced, queues bounded.
     Every method is thread-safe.
 
     Parameters
@@ -43,7 +78,7 @@ class Engine:
         a weights path, or ``"hf:REPO/FILENAME[@REVISION]"``.
     devices : sequence of str, optional
         Torch devices for the model copies; every ``cuda:i`` when CUDA is
-        available, else ``["cpu"]``.
+        available, else ``["cpu"]``. A device may repeat.
     copies_per_device : int
         Model copies per entry of ``devices``.
     cache_dir : str or os.PathLike, optional
@@ -53,9 +88,23 @@ class Engine:
     seed : int
         Sampling seed.
     model_wait_seconds : float
-        Maximum wait for a free model copy before :class:`ModelBusyError`.
+        Maximum wait for a request's job to start on a model copy before
+        :class:`ModelBusyError`.
     interpolation_limit_minutes : int
         Maximum gap, in minutes, that ingestion fills by interpolation.
+    batch_size : int
+        Windows per forward pass; halved on a device after it runs out of memory.
+    max_queued_interactive, max_queued_background : int
+        Queue bounds; a request that needs a new job beyond them raises
+        :class:`QueueFullError`.
+    memory_cache_bytes : int
+        Limit of the in-memory forecast tier in bytes; 0 disables it.
+    store_budget_bytes : int, optional
+        Limit of the store on disk in bytes, kept by deleting the least
+        recently used entries; None keeps everything.
+    background_fill : bool
+        After computing a latest window, queue every other window of the
+        series as background work.
     """
 
     def __init__(
@@ -69,11 +118,19 @@ class Engine:
         seed: int = 0,
         model_wait_seconds: float = 600.0,
         interpolation_limit_minutes: int = 45,
+        batch_size: int = 64,
+        max_queued_interactive: int = 64,
+        max_queued_background: int = 1024,
+        memory_cache_bytes: int = DEFAULT_MEMORY_CACHE_BYTES,
+        store_budget_bytes: int | None = None,
+        background_fill: bool = False,
     ) -> None:
         if n_samples < 1:
             raise ValueError(f"n_samples must be at least 1, got {n_samples}")
         if copies_per_device < 1:
             raise ValueError(f"copies_per_device must be at least 1, got {copies_per_device}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
 
         self.model_source = model_source
         self.devices = list(devices) if devices else default_devices()
@@ -82,28 +139,44 @@ class Engine:
         self.seed = int(seed)
         self.levels = tuple(DEFAULT_LEVELS)
         self.model_wait_seconds = float(model_wait_seconds)
+        self.batch_size = int(batch_size)
+        self.background_fill = bool(background_fill)
+        self.max_queued = {
+            Priority.INTERACTIVE: int(max_queued_interactive),
+            Priority.BACKGROUND: int(max_queued_background),
+        }
         self.ingest_settings = {"interpolation_limit_minutes": int(interpolation_limit_minutes)}
-        self.store = Store(cache_dir if cache_dir is not None else default_cache_dir())
+        self.store = Store(
+            cache_dir if cache_dir is not None else default_cache_dir(),
+            budget_bytes=store_budget_bytes,
+        )
+        self.memory = MemoryCache(memory_cache_bytes)
 
         self._pool: ModelPool | None = None
+        self._scheduler: Scheduler | None = None
         self._pool_lock = threading.Lock()
         self._load_error: str | None = None
         self._closed = False
+        self._batch_sizes: dict[str, int] = {}
 
-        self._key_locks: dict[str, list] = {}
-        self._key_locks_guard = threading.Lock()
         self._counter_lock = threading.Lock()
         self._counters = {
             "datasets_processed": 0,
             "forecasts_computed": 0,
             "forecast_cache_hits": 0,
             "forecast_errors": 0,
+            "windows_computed": 0,
+            "windows_reused": 0,
+            "out_of_memory_retries": 0,
+            "wait_timeouts": 0,
+            "background_fills_queued": 0,
+            "background_fills_rejected": 0,
         }
 
     # ------------------------------------------------------------ model pool
 
     def load_models(self) -> ModelPool:
-        """Load every model copy now instead of on the first forecast, and return the pool.
+        """Load every model copy and start the scheduler now instead of on the first forecast, and return the pool.
 
         Raises
         ------
@@ -122,7 +195,7 @@ class Engine:
                 return load_model(self.model_source, device=device)
 
             try:
-                self._pool = ModelPool(
+                pool = ModelPool(
                     load,
                     self.devices,
                     self.copies_per_device,
@@ -132,23 +205,36 @@ class Engine:
                 self._load_error = f"{type(error).__name__}: {error}"
                 logger.error("model loading failed: %s", self._load_error)
                 raise ModelUnavailableError(f"the model failed to load ({self._load_error})") from error
+            self._scheduler = Scheduler(pool, max_queued=self.max_queued)
+            self._pool = pool
             self._load_error = None
-            return self._pool
+            return pool
 
     @property
     def pool(self) -> ModelPool | None:
         """The model pool, or None before the models are loaded."""
         return self._pool
 
+    @property
+    def scheduler(self) -> Scheduler | None:
+        """The scheduler of model work, or None before the models are loaded."""
+        return self._scheduler
+
+    def _store(self, namespace: str) -> Store:
+        return self.store.in_namespace(namespace)
+
     # ------------------------------------------------------------ datasets
 
-    def process(self, content: bytes) -> DatasetInfo:
+    def process(self, content: bytes, *, namespace: str = DEFAULT_NAMESPACE) -> DatasetInfo:
         """Parse an export, store its gridded series and return its handle and summaries.
 
         Parameters
         ----------
         content : bytes
             The uploaded file, any format :func:`glurpc_lab.ingest.read_export` reads.
+        namespace : str
+            Store namespace of the uploading user; see
+            :func:`glurpc_lab.engine.keys.namespace_for_user`.
 
         Raises
         ------
@@ -159,10 +245,11 @@ class Engine:
             raise TypeError(f"content must be bytes, got {type(content).__name__}")
         from glurpc_lab.ingest import read_export
 
+        store = self._store(namespace)
         started = time.perf_counter()
         dataset = read_export(bytes(content), **self.ingest_settings)
-        handle = dataset_handle(dataset, self.ingest_settings)
-        written = self.store.write_dataset(handle, dataset, self.ingest_settings)
+        handle = dataset_handle(dataset, self.ingest_settings, namespace)
+        written = store.write_dataset(handle, dataset, self.ingest_settings)
 
         summaries = tuple(self._summarize(series) for series in dataset.series)
         self._count("datasets_processed")
@@ -176,22 +263,28 @@ class Engine:
         )
         return DatasetInfo(handle=handle, source_format=dataset.source_format, series=summaries)
 
-    def info(self, handle: str) -> DatasetInfo:
+    def info(self, handle: str, *, namespace: str = DEFAULT_NAMESPACE) -> DatasetInfo:
         """Return the summary of a stored dataset.
 
         Raises
         ------
         InvalidHandleError, HandleNotFoundError
         """
-        size = self._dataset_size(handle)
-        summaries = tuple(self._summarize(self.store.read_series(handle, i)) for i in range(size))
+        store = self._store(namespace)
+        size = self._dataset_size(store, handle)
+        summaries = []
+        for index in range(size):
+            series = store.read_series(handle, index)
+            if series is None:
+                raise HandleNotFoundError(f"dataset {handle[:12]}... is no longer stored; upload the file again")
+            summaries.append(self._summarize(series))
         return DatasetInfo(
             handle=handle,
-            source_format=self.store.dataset_source_format(handle) or "",
-            series=summaries,
+            source_format=store.dataset_source_format(handle) or "",
+            series=tuple(summaries),
         )
 
-    def series(self, handle: str, index: int = 0) -> GlucoseSeries:
+    def series(self, handle: str, index: int = 0, *, namespace: str = DEFAULT_NAMESPACE) -> GlucoseSeries:
         """Return the gridded series ``index`` of a stored dataset.
 
         Raises
@@ -199,23 +292,25 @@ class Engine:
         InvalidHandleError
             When ``handle`` is not 64 lowercase hex digits.
         HandleNotFoundError
-            When no dataset is stored under ``handle``.
+            When no dataset is stored under ``handle`` in ``namespace``.
         SeriesIndexError
             When ``index`` is outside ``0 .. n_series - 1``.
         """
-        size = self._dataset_size(handle)
+        store = self._store(namespace)
+        size = self._dataset_size(store, handle)
         index = self._check_index(index, size)
-        series = self.store.read_series(handle, index)
+        series = store.read_series(handle, index)
         if series is None:
             raise HandleNotFoundError(f"dataset {handle[:12]}... is no longer stored; upload the file again")
         return series
 
-    def _dataset_size(self, handle: str) -> int:
+    @staticmethod
+    def _dataset_size(store: Store, handle: str) -> int:
         if not is_key(handle):
             raise InvalidHandleError(
                 "invalid dataset handle: expected the 64 lowercase hex digits returned by process"
             )
-        size = self.store.dataset_size(handle)
+        size = store.dataset_size(handle)
         if size is None:
             raise HandleNotFoundError(
                 f"no dataset with handle {handle[:12]}... is stored; upload the file again"
@@ -245,8 +340,17 @@ class Engine:
 
     # ------------------------------------------------------------ forecasts
 
-    def forecast(self, handle: str, index: int = 0, *, windows: str = "all", force: bool = False) -> Forecast:
-        """Return the forecasts of series ``index``, from the store or computed now.
+    def forecast(
+        self,
+        handle: str,
+        index: int = 0,
+        *,
+        windows: str = "all",
+        force: bool = False,
+        namespace: str = DEFAULT_NAMESPACE,
+        priority: str | Priority | None = None,
+    ) -> Forecast:
+        """Return the forecasts of series ``index``, from a cache or computed now.
 
         Parameters
         ----------
@@ -256,55 +360,113 @@ class Engine:
             Series index within the dataset.
         windows : {"all", "latest"}
             ``"latest"`` returns only the last window; it is sliced from
-            stored ``"all"`` forecasts when those exist, else computed alone.
+            cached ``"all"`` forecasts when those exist, else computed alone.
         force : bool
             Recompute and overwrite the stored forecasts.
+        namespace : str
+            Store namespace of the requesting user.
+        priority : {"interactive", "background"}, optional
+            Scheduling class; interactive by default.
 
         Raises
         ------
         InvalidHandleError, HandleNotFoundError, SeriesIndexError
             For a bad handle or index.
         ModelBusyError
-            When no model copy became free within ``model_wait_seconds``.
+            When the job did not start on a model copy within ``model_wait_seconds``.
+        QueueFullError
+            When the queue of the request's priority class is full.
         ModelUnavailableError
             When the model failed to load.
         """
+        request = self.request_forecast(
+            handle, index, windows=windows, force=force, namespace=namespace, priority=priority
+        )
+        pool = self._pool
+        wait = pool.wait_seconds if pool is not None else self.model_wait_seconds
+        return request.result(wait)
+
+    def request_forecast(
+        self,
+        handle: str,
+        index: int = 0,
+        *,
+        windows: str = "all",
+        force: bool = False,
+        namespace: str = DEFAULT_NAMESPACE,
+        priority: str | Priority | None = None,
+    ) -> ForecastRequest:
+        """Start a forecast request and return it without waiting for the model.
+
+        The arguments and errors are those of :meth:`forecast`, except that
+        waiting happens in :meth:`ForecastRequest.result`. Cancelling the
+        request drops its queued job unless another request shares it.
+        """
         if windows not in WINDOW_CHOICES:
             raise ValueError(f"windows must be one of {WINDOW_CHOICES}, got {windows!r}")
-        series = self.series(handle, index)
+        job_priority = _priority(priority)
+        store = self._store(namespace)
+        series = self.series(handle, index, namespace=namespace)
         pool = self.load_models()
+        key_all = self._key(handle, index, pool.model_id, "all")
+        key = key_all if windows == "all" else self._key(handle, index, pool.model_id, "latest")
 
-        if windows == "latest" and not force:
-            stored_all = self.store.read_forecast(self._key(handle, index, pool.model_id, "all"))
-            if stored_all is not None:
+        if not force:
+            cached = self._cached(store, key_all, key, windows)
+            if cached is not None:
                 self._count("forecast_cache_hits")
-                return _last_window(stored_all)
+                return ForecastRequest(value=cached)
 
-        key = self._key(handle, index, pool.model_id, windows)
-        with self._locked(key):
-            # Checked under the key lock, so concurrent requests for one key run the model once.
-            if not force:
-                stored = self.store.read_forecast(key)
-                if stored is not None:
-                    self._count("forecast_cache_hits")
-                    return stored
+        context = {
+            "store": store,
+            "series": series,
+            "handle": handle,
+            "index": index,
+            "namespace": namespace,
+            "key_all": key_all,
+            "force": force,
+        }
+        job_key = (namespace, key, "force" if force else "cached")
+        ticket = self._scheduler.submit(
+            job_key,
+            lambda model: self._run_job(model, key, windows, context),
+            job_priority,
+            owner=namespace,
+        )
+        if windows == "latest" and self.background_fill and not store.has_forecast(key_all):
+            self._queue_fill(key_all, {**context, "force": False})
+        return ForecastRequest(
+            ticket=ticket,
+            on_wait_timeout=lambda: self._count("wait_timeouts"),
+        )
 
-            computed = self._compute(pool, series, windows)
-            self.store.write_forecast(
-                key,
-                computed,
-                {
-                    "handle": handle,
-                    "series_index": index,
-                    "n_samples": self.n_samples,
-                    "windows": windows,
-                },
-                replace=force,
+    def _cached(self, store: Store, key_all: str, key: str, windows: str) -> Forecast | None:
+        # The memory tier first, then the store; a latest window may be cut from all windows.
+        for candidate in dict.fromkeys((key, key_all)):
+            found = self.memory.get(candidate)
+            if found is None:
+                found = store.read_forecast(candidate)
+                if found is not None:
+                    self.memory.put(candidate, found)
+            if found is not None:
+                return found if candidate == key else last_window(found)
+        return None
+
+    def _queue_fill(self, key_all: str, context: dict) -> None:
+        job_key = (context["namespace"], key_all, "cached")
+        try:
+            self._scheduler.submit(
+                job_key,
+                lambda model: self._run_job(model, key_all, "all", context),
+                Priority.BACKGROUND,
+                owner=context["namespace"],
+                detached=True,
             )
-
-        # Returning the stored copy keeps dtypes identical between the first and later calls.
-        stored = self.store.read_forecast(key)
-        return stored if stored is not None else computed
+        except QueueFullError:
+            self._count("background_fills_rejected")
+            logger.warning("background queue full; the other windows are computed on request instead")
+            return
+        self._count("background_fills_queued")
 
     def _key(self, handle: str, index: int, model_id: str, windows: str) -> str:
         return forecast_key(
@@ -317,61 +479,177 @@ class Engine:
             windows=windows,
         )
 
-    def _compute(self, pool: ModelPool, series: GlucoseSeries, windows: str) -> Forecast:
-        from glurpc_lab.forecast import forecast_series
+    def _lineage_settings(self, model_id: str) -> dict:
+        return {
+            "model_id": model_id,
+            "n_samples": self.n_samples,
+            "seed": self.seed,
+            "levels": [float(level) for level in self.levels],
+            "version": FORECAST_KEY_VERSION,
+        }
+
+    # ------------------------------------------------------------ jobs
+
+    def _run_job(self, model, key: str, windows: str, context: dict) -> Forecast:
+        """Compute and store one forecast entry on a borrowed model copy (runs on a worker thread)."""
+        store: Store = context["store"]
+        force = context["force"]
+
+        # Another process sharing the store, or an earlier job, may have written it meanwhile.
+        if not force:
+            stored = store.read_forecast(key)
+            if stored is not None:
+                self.memory.put(key, stored)
+                return stored
 
         started = time.perf_counter()
-        with pool.borrow() as model:
-            try:
-                result = forecast_series(
-                    model,
-                    series,
-                    n_samples=self.n_samples,
-                    seed=self.seed,
-                    levels=self.levels,
-                    windows=windows,
-                )
-            except Exception:
-                self._count("forecast_errors")
-                raise
+        try:
+            if windows == "latest":
+                computed = self._compute(model, context["series"], "latest")
+            else:
+                computed = self._compute_all(model, context)
+        except Exception:
+            self._count("forecast_errors")
+            raise
         self._count("forecasts_computed")
         logger.info(
-            "computed %d forecast windows with %d samples in %.2f s",
-            result.n_windows,
-            self.n_samples,
+            "forecast entry with %d windows ready in %.2f s on %s",
+            computed.n_windows,
             time.perf_counter() - started,
+            model.device,
         )
+
+        store.write_forecast(
+            key,
+            computed,
+            {
+                "handle": context["handle"],
+                "series_index": context["index"],
+                "n_samples": self.n_samples,
+                "windows": windows,
+            },
+            replace=force,
+        )
+        if windows == "all":
+            self._record_lineage(store, model, key, context)
+
+        # Returning the stored copy keeps dtypes identical between the first and later calls.
+        stored = store.read_forecast(key)
+        result = stored if stored is not None else computed
+        self.memory.put(key, result)
         return result
 
-    @contextmanager
-    def _locked(self, key: str) -> Iterator[None]:
-        # One lock per key, dropped when its last user leaves, so the dict stays small.
-        with self._key_locks_guard:
-            entry = self._key_locks.setdefault(key, [threading.Lock(), 0])
-            entry[1] += 1
-        try:
-            with entry[0]:
-                yield
-        finally:
-            with self._key_locks_guard:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del self._key_locks[key]
+    def _compute(self, model, series: GlucoseSeries, windows) -> Forecast:
+        from glurpc_lab.forecast import forecast_series
+
+        device = str(model.device)
+
+        def run(batch_size: int) -> Forecast:
+            return forecast_series(
+                model,
+                series,
+                n_samples=self.n_samples,
+                seed=self.seed,
+                levels=self.levels,
+                windows=windows,
+                batch_size=batch_size,
+            )
+
+        result, batch = forecast_with_backoff(
+            run,
+            self._batch_sizes.get(device, self.batch_size),
+            device=device,
+            on_retry=lambda _batch: self._count("out_of_memory_retries"),
+        )
+        # Later jobs on this device start from the batch size that fitted.
+        self._batch_sizes[device] = batch
+        self._count("windows_computed", result.n_windows)
+        return result
+
+    def _compute_all(self, model, context: dict) -> Forecast:
+        """Compute every window, reusing a cached shorter series' windows and a cached latest window."""
+        from glurpc_lab.forecast import window_ends
+
+        series: GlucoseSeries = context["series"]
+        store: Store = context["store"]
+        ends = window_ends(series, model.config.len_seq)
+        if context["force"] or ends.size == 0:
+            return self._compute(model, series, "all")
+
+        scaler = series_scaler(model.config, series)
+        anchor = lineage_anchor(series, self._lineage_settings(model.model_id), model.config.len_seq)
+        reused = find_reusable(store, anchor, series, scaler, ends)
+        start = reused.n_windows if reused is not None else 0
+
+        latest_key = self._key(context["handle"], context["index"], model.model_id, "latest")
+        latest = self.memory.get(latest_key) or store.read_forecast(latest_key)
+        stop = len(ends)
+        if latest is not None and latest.n_windows == 1 and int(latest.input_end[0]) == int(ends[-1]) and start < stop:
+            stop -= 1
+        else:
+            latest = None
+
+        parts = [reused] if reused is not None else []
+        metadata = reused.metadata if reused is not None else None
+        if stop > start:
+            middle = self._compute(model, series, slice(start, stop))
+            parts.append(middle)
+            metadata = middle.metadata
+        if latest is not None:
+            parts.append(latest)
+            metadata = metadata or latest.metadata
+
+        reused_windows = 0
+        if reused is not None:
+            reused_windows += reused.n_windows
+        if latest is not None:
+            reused_windows += 1
+        self._count("windows_reused", reused_windows)
+        if reused_windows:
+            logger.info("reused %d of %d windows from cached forecasts", reused_windows, len(ends))
+        if len(parts) == 1 and reused is None and latest is None:
+            return parts[0]
+        return merge_windows(parts, series, metadata)
+
+    def _record_lineage(self, store: Store, model, key: str, context: dict) -> None:
+        series: GlucoseSeries = context["series"]
+        anchor = lineage_anchor(series, self._lineage_settings(model.model_id), model.config.len_seq)
+        if anchor is None:
+            return
+        store.write_lineage(
+            anchor,
+            key,
+            {"handle": context["handle"], "series_index": context["index"], "points": len(series)},
+        )
+
+    # ------------------------------------------------------------ cache administration
+
+    def flush(self, *, namespace: str = DEFAULT_NAMESPACE, all_namespaces: bool = False) -> int:
+        """Delete the stored datasets and forecasts of one namespace, or of all, and clear the memory tier.
+
+        Returns the number of store entries deleted. The engine does not
+        check the caller's rights, so the server allows this to admins only.
+        """
+        removed = self._store(namespace).flush(all_namespaces=all_namespaces)
+        self.memory.clear()
+        return removed
 
     # ------------------------------------------------------------ status
 
-    def _count(self, name: str) -> None:
+    def _count(self, name: str, amount: int = 1) -> None:
         with self._counter_lock:
-            self._counters[name] += 1
+            self._counters[name] += amount
 
     def health(self) -> dict:
-        """Return model, device, pool, store and counter status as a JSON-ready dict.
+        """Return model, device, pool, scheduler, cache and counter status as a JSON-ready dict.
 
         ``status`` is ``"ok"`` when the models are loaded, ``"not_loaded"``
         before the first forecast or :meth:`load_models`, ``"error"`` when
-        loading failed, and ``"closed"`` after :meth:`close`.
+        loading failed, and ``"closed"`` after :meth:`close`. Nothing here
+        waits for model work, so health stays fast under load.
         """
         pool = self._pool
+        scheduler = self._scheduler
         if self._closed:
             status = "closed"
         elif pool is not None:
@@ -392,8 +670,13 @@ class Engine:
             "n_samples": self.n_samples,
             "seed": self.seed,
             "levels": list(self.levels),
+            "batch_size": self.batch_size,
+            "batch_sizes_in_use": dict(self._batch_sizes),
             "pool": pool.stats() if pool is not None else None,
+            "scheduler": scheduler.stats() if scheduler is not None else None,
             "store": self.store.counts(),
+            "store_budget": self.store.budget.stats(),
+            "memory_cache": self.memory.stats(),
             "counters": counters,
         }
         if self._load_error is not None:
@@ -401,9 +684,12 @@ class Engine:
         return report
 
     def close(self) -> None:
-        """Release the model copies. Stored data stays on disk."""
+        """Drop queued jobs, stop the workers and release the model copies. Stored data stays on disk."""
         with self._pool_lock:
             self._closed = True
+            if self._scheduler is not None:
+                self._scheduler.close()
+                self._scheduler = None
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
@@ -420,19 +706,3 @@ class Engine:
         return self.store.root
 
 
-def _last_window(forecast: Forecast) -> Forecast:
-    last = slice(forecast.n_windows - 1, forecast.n_windows) if forecast.n_windows else slice(0, 0)
-    return Forecast(
-        subject=forecast.subject,
-        input_end=forecast.input_end[last],
-        time_end=forecast.time_end[last],
-        horizon_minutes=forecast.horizon_minutes,
-        levels=forecast.levels,
-        quantiles=forecast.quantiles[last],
-        sample_mean=forecast.sample_mean[last],
-        sample_std=forecast.sample_std[last],
-        truth=forecast.truth[last],
-        seed=forecast.seed,
-        model_id=forecast.model_id,
-        metadata=dict(forecast.metadata),
-    )

@@ -21,3 +21,11 @@ class ModelBusyError(TimeoutError):
 
 class ModelUnavailableError(RuntimeError):
     """The model copies failed to load, so no forecast can be computed."""
+
+
+class QueueFullError(RuntimeError):
+    """The queue of the request's priority class is full; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = int(retry_after)

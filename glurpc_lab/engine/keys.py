@@ -31,6 +31,11 @@ FORECAST_KEY_VERSION = 1
 
 _KEY_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
+DEFAULT_NAMESPACE = "local"
+"""Namespace of the Python API and of a server without per-user namespaces."""
+
+_NAMESPACE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
 # Canonical little-endian dtypes, so the same data hashes the same on every platform.
 _SERIES_DTYPES = (
     ("time", "<i8"),
@@ -46,6 +51,34 @@ def is_key(text: str) -> bool:
     return isinstance(text, str) and bool(_KEY_PATTERN.match(text))
 
 
+def namespace_for_user(username: str) -> str:
+    """Return the store namespace of a user, e.g. a JupyterHub user name.
+
+    The namespace is ``"u-"`` plus 32 hex digits of the SHA-256 of the name,
+    so every name, whatever its characters, maps to a safe directory name and
+    the store's directory listing does not show user names.
+    """
+    if not isinstance(username, str) or not username:
+        raise ValueError("username must be a non-empty string")
+    return "u-" + hashlib.sha256(username.encode("utf-8")).hexdigest()[:32]
+
+
+def check_namespace(namespace: str) -> str:
+    """Return ``namespace`` when it is a valid directory name: 1-64 of ``a-z 0-9 _ -``, not starting with ``_`` or ``-``.
+
+    Raises
+    ------
+    ValueError
+        For any other value.
+    """
+    if not isinstance(namespace, str) or not _NAMESPACE_PATTERN.match(namespace):
+        raise ValueError(
+            f"invalid namespace {str(namespace)[:70]!r}: use 1 to 64 characters from a-z, 0-9, '_' and '-', "
+            "starting with a letter or digit, or namespace_for_user(name)"
+        )
+    return namespace
+
+
 def _update_length_prefixed(digest, payload: bytes) -> None:
     # The length prefix keeps field boundaries unambiguous: ("ab", "c") != ("a", "bc").
     digest.update(len(payload).to_bytes(8, "little"))
@@ -59,7 +92,7 @@ def _series_array(series: GlucoseSeries, name: str, dtype: str) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(values).astype(dtype))
 
 
-def dataset_handle(dataset: CgmDataset, settings: Mapping[str, object]) -> str:
+def dataset_handle(dataset: CgmDataset, settings: Mapping[str, object], namespace: str = DEFAULT_NAMESPACE) -> str:
     """Compute the handle of a parsed upload.
 
     Parameters
@@ -70,6 +103,10 @@ def dataset_handle(dataset: CgmDataset, settings: Mapping[str, object]) -> str:
     settings : mapping
         Ingestion settings that shaped the grid, e.g. the interpolation limit.
         Values must be JSON-serialisable.
+    namespace : str
+        Store namespace. Outside the default namespace it enters the digest,
+        so the same file uploaded by two users gets two unrelated handles and
+        a handle cannot link one person's uploads across users.
 
     Returns
     -------
@@ -84,6 +121,9 @@ def dataset_handle(dataset: CgmDataset, settings: Mapping[str, object]) -> str:
         "settings": dict(settings),
         "series": len(dataset.series),
     }
+    # The default namespace adds nothing, so handles from before namespaces existed stay valid.
+    if namespace != DEFAULT_NAMESPACE:
+        header["namespace"] = check_namespace(namespace)
     _update_length_prefixed(digest, json.dumps(header, sort_keys=True).encode())
 
     for series in dataset.series:

@@ -125,6 +125,24 @@ class ModelPool:
                 self._borrows += 1
                 self._busy_seconds += time.perf_counter() - started
 
+    def acquire(self, timeout: float) -> Any | None:
+        """Take a free copy for the scheduler, or return None after ``timeout`` seconds.
+
+        Unlike :meth:`borrow`, an empty wait is not counted as a timeout,
+        because the scheduler polls. Return the copy with :meth:`release`.
+        """
+        try:
+            copy = self._free.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        with self._lock:
+            self._borrows += 1
+        return copy
+
+    def release(self, copy: Any) -> None:
+        """Return a copy taken with :meth:`acquire`."""
+        self._free.put(copy)
+
     def stats(self) -> dict:
         """Return copy counts, current waiters and cumulative borrow counters."""
         with self._lock:

@@ -1,17 +1,23 @@
 """On-disk zarr 3 store of processed datasets and their forecasts.
 
-Layout under the store root, every directory a zarr group::
+Each namespace (one per user on a shared server) has its own entries; the
+layout is described in :mod:`glurpc_lab.engine.layout`. Every entry is a zarr
+group::
 
     datasets/<handle>/<i>/{time, glucose, segment, imputed, censored}
     forecasts/<key>/{input_end, time_end, horizon_minutes, levels,
                      quantiles, sample_mean, sample_std, truth}
 
-Each entry is written to a hidden temporary directory beside its final place
-and published with one ``os.replace``, so a reader sees either no entry or a
-complete one, even after a crash. Entries are content-addressed, so two
-writers of the same key write the same data and the loser simply discards its
-copy. Readers open with ``use_consolidated=False`` because consolidated
-metadata is not kept.
+Crash safety: an entry is written to a hidden temporary directory beside its
+final place and published with one ``os.replace``, so a reader sees either no
+entry or a complete one, even after the writer is killed. Removal renames the
+entry away before deleting it, for the same reason.
+
+Several processes may share one store: a writer holds the entry's file lock
+from its existence check to the rename, so one entry has one writer at a
+time. Entries are never modified after publishing, so no two writers ever
+append to one zarr array. Readers open with ``use_consolidated=False``
+because consolidated metadata is not kept.
 """
 
 from __future__ import annotations
@@ -28,15 +34,18 @@ import numpy as np
 import zarr
 from zarr.storage import LocalStore
 
-from glurpc_lab.engine.keys import is_key
+from glurpc_lab.engine import layout
+from glurpc_lab.engine.budget import DiskBudget
+from glurpc_lab.engine.keys import DEFAULT_NAMESPACE, check_namespace, is_key
+from glurpc_lab.engine.locks import FileLock
 from glurpc_lab.forecast.result import Forecast
 from glurpc_lab.ingest.quality import QualityReport
 from glurpc_lab.ingest.series import CgmDataset, GlucoseSeries
 
 logger = logging.getLogger(__name__)
 
-STORE_FORMAT_VERSION = 1
-"""Layout version written to the root group's attributes."""
+STORE_FORMAT_VERSION = 2
+"""Layout version written to the root group's attributes; 2 added namespaces."""
 
 WINDOW_CHUNK = 512
 """Windows per chunk of every forecast array."""
@@ -47,8 +56,11 @@ POINT_CHUNK = 16384
 STALE_TEMP_SECONDS = 3600
 """Age after which a leftover temporary directory is treated as abandoned and removed."""
 
-_TEMP_PREFIX = ".tmp-"
-_TRASH_PREFIX = ".old-"
+LOCK_WAIT_SECONDS = 300.0
+"""Maximum wait for an entry's file lock, in seconds, before the write fails."""
+
+_TEMP_PREFIX = layout.TEMP_PREFIX
+_TRASH_PREFIX = layout.TRASH_PREFIX
 
 
 def default_cache_dir() -> Path:
@@ -74,31 +86,50 @@ def _seconds(times: np.ndarray) -> np.ndarray:
 
 
 class Store:
-    """Datasets and forecasts in a zarr 3 ``LocalStore`` hierarchy.
+    """Datasets and forecasts of one namespace in a zarr 3 store on disk.
 
     Parameters
     ----------
     root : str or os.PathLike
         Directory of the store; created with mode 0700 when missing, because
         the store contains personal health data.
+    namespace : str
+        The namespace this object reads and writes; see
+        :func:`glurpc_lab.engine.keys.namespace_for_user`.
+    budget_bytes : int, optional
+        Maximum total size of all entries of all namespaces, in bytes. After
+        each write the least recently used entries are deleted until the store
+        fits. None keeps everything.
     """
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        namespace: str = DEFAULT_NAMESPACE,
+        *,
+        budget_bytes: int | None = None,
+    ) -> None:
         self.root = Path(root).expanduser()
-        self.datasets_dir = self.root / "datasets"
-        self.forecasts_dir = self.root / "forecasts"
+        self.namespace = check_namespace(namespace)
+        self.datasets_dir = layout.entry_parent(self.root, self.namespace, "datasets")
+        self.forecasts_dir = layout.entry_parent(self.root, self.namespace, "forecasts")
+        self.lineage_dir = layout.namespaces_dir(self.root) / self.namespace / "lineage"
 
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not (self.root / "zarr.json").exists():
-            store = LocalStore(self.root)
-            root_group = zarr.open_group(
-                store=store, mode="a", attributes={"glurpc_lab_store": STORE_FORMAT_VERSION}
+            zarr.open_group(
+                store=LocalStore(self.root), mode="a", attributes={"glurpc_lab_store": STORE_FORMAT_VERSION}
             )
-            root_group.require_group("datasets")
-            root_group.require_group("forecasts")
-        self.datasets_dir.mkdir(exist_ok=True)
-        self.forecasts_dir.mkdir(exist_ok=True)
+        for folder in (self.root / "locks", self.datasets_dir, self.forecasts_dir, self.lineage_dir):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.budget = DiskBudget(self.root, budget_bytes)
         self._remove_stale_temporaries()
+
+    def in_namespace(self, namespace: str) -> Store:
+        """Return a store object for another namespace of the same root, with the same byte budget."""
+        if namespace == self.namespace:
+            return self
+        return Store(self.root, namespace, budget_bytes=self.budget.max_bytes)
 
     # ------------------------------------------------------------ publishing
 
@@ -117,6 +148,9 @@ class Store:
                 if age > STALE_TEMP_SECONDS:
                     shutil.rmtree(entry, ignore_errors=True)
 
+    def _lock(self, parent: Path, key: str) -> FileLock:
+        return FileLock(layout.lock_path(self.root, self.namespace, parent.name, key), timeout=LOCK_WAIT_SECONDS)
+
     def _publish(self, parent: Path, key: str, write, *, replace: bool = False) -> bool:
         """Write an entry with ``write(group)`` into a temporary directory, then rename it into place.
 
@@ -127,32 +161,73 @@ class Store:
         if final.exists() and not replace:
             return False
 
-        temporary = parent / f"{_TEMP_PREFIX}{key[:16]}-{uuid.uuid4().hex}"
-        try:
-            group = zarr.open_group(store=LocalStore(temporary), mode="w")
-            write(group)
-
-            trash = None
-            if replace and final.exists():
-                trash = parent / f"{_TRASH_PREFIX}{key[:16]}-{uuid.uuid4().hex}"
-                try:
-                    os.replace(final, trash)
-                except FileNotFoundError:
-                    trash = None
-            try:
-                os.replace(temporary, final)
-            except OSError:
-                # Another writer published the same content-addressed key first.
-                if not final.exists():
-                    raise
+        with self._lock(parent, key):
+            # Checked again under the lock: another process may have published meanwhile.
+            if final.exists() and not replace:
                 return False
+            temporary = parent / f"{_TEMP_PREFIX}{key[:16]}-{uuid.uuid4().hex}"
+            try:
+                group = zarr.open_group(store=LocalStore(temporary), mode="w")
+                write(group)
+                if replace and final.exists():
+                    self._discard(final)
+                os.replace(temporary, final)
             finally:
-                if trash is not None:
-                    shutil.rmtree(trash, ignore_errors=True)
-            return True
-        finally:
-            if temporary.exists():
-                shutil.rmtree(temporary, ignore_errors=True)
+                if temporary.exists():
+                    shutil.rmtree(temporary, ignore_errors=True)
+
+        self.budget.enforce(protect={final})
+        return True
+
+    @staticmethod
+    def _discard(entry: Path) -> bool:
+        """Rename an entry out of sight, then delete it; return False when it was already gone."""
+        trash = entry.parent / f"{_TRASH_PREFIX}{entry.name[:16]}-{uuid.uuid4().hex}"
+        try:
+            os.replace(entry, trash)
+        except FileNotFoundError:
+            return False
+        shutil.rmtree(trash, ignore_errors=True)
+        return True
+
+    def remove(self, kind: str, key: str) -> bool:
+        """Delete one entry under its lock; ``kind`` is ``"datasets"`` or ``"forecasts"``.
+
+        Returns True when an entry was deleted.
+        """
+        if kind not in layout.ENTRY_KINDS:
+            raise ValueError(f"kind must be one of {layout.ENTRY_KINDS}, got {kind!r}")
+        if not is_key(key):
+            raise ValueError(f"invalid store key {key!r}: expected 64 lowercase hex digits")
+        parent = self.datasets_dir if kind == "datasets" else self.forecasts_dir
+        with self._lock(parent, key):
+            return self._discard(parent / key)
+
+    def flush(self, *, all_namespaces: bool = False) -> int:
+        """Delete every entry of this namespace, or of every namespace, and return how many were deleted.
+
+        Authorisation is the caller's job: the server allows it to admins only.
+        """
+        removed = 0
+        namespace = None if all_namespaces else self.namespace
+        for name, kind, path in list(layout.iter_entries(self.root, namespace)):
+            with FileLock(layout.lock_path(self.root, name, kind, path.name), timeout=LOCK_WAIT_SECONDS):
+                removed += self._discard(path)
+        for name in [namespace] if namespace else list(layout.iter_namespaces(self.root)):
+            lineage = layout.namespaces_dir(self.root) / name / "lineage"
+            for anchor in list(lineage.iterdir()) if lineage.is_dir() else []:
+                shutil.rmtree(anchor, ignore_errors=True)
+        logger.info("flushed %d store entries (%s)", removed, "all namespaces" if all_namespaces else "one namespace")
+        return removed
+
+    def touch(self, kind: str, key: str) -> None:
+        """Mark an entry as used now, for least-recently-used eviction."""
+        parent = self.datasets_dir if kind == "datasets" else self.forecasts_dir
+        try:
+            os.utime(parent / key)
+        except (FileNotFoundError, PermissionError):
+            # Gone (evicted meanwhile) or a read-only store: nothing to record.
+            pass
 
     def _open(self, parent: Path, key: str):
         if not is_key(key):
@@ -160,6 +235,7 @@ class Store:
         path = parent / key
         if not (path / "zarr.json").exists():
             return None
+        self.touch(parent.name, key)
         return zarr.open_group(
             store=LocalStore(path, read_only=True), mode="r", use_consolidated=False
         )
@@ -215,32 +291,42 @@ class Store:
 
     def dataset_source_format(self, handle: str) -> str | None:
         """Return the stored source format, or None when the handle is not stored."""
-        group = self._open(self.datasets_dir, handle)
-        return None if group is None else str(group.attrs["source_format"])
+        try:
+            group = self._open(self.datasets_dir, handle)
+            return None if group is None else str(group.attrs["source_format"])
+        except FileNotFoundError:
+            return None
 
     def dataset_size(self, handle: str) -> int | None:
         """Return the number of stored series, or None when the handle is not stored."""
-        group = self._open(self.datasets_dir, handle)
-        return None if group is None else int(group.attrs["n_series"])
+        try:
+            group = self._open(self.datasets_dir, handle)
+            return None if group is None else int(group.attrs["n_series"])
+        except FileNotFoundError:
+            return None
 
     def read_series(self, handle: str, index: int) -> GlucoseSeries | None:
         """Return series ``index`` of a stored dataset, or None when the handle is not stored."""
-        dataset = self._open(self.datasets_dir, handle)
-        if dataset is None:
-            return None
-        group = dataset[str(index)]
+        try:
+            dataset = self._open(self.datasets_dir, handle)
+            if dataset is None:
+                return None
+            group = dataset[str(index)]
 
-        quality = dict(group.attrs["quality"])
-        quality.pop("has_warnings", None)
-        return GlucoseSeries(
-            subject=str(group.attrs["subject"]),
-            time=group["time"][:].astype("datetime64[s]"),
-            glucose=group["glucose"][:],
-            segment=group["segment"][:],
-            imputed=group["imputed"][:],
-            censored=group["censored"][:],
-            quality=QualityReport(**quality),
-        )
+            quality = dict(group.attrs["quality"])
+            quality.pop("has_warnings", None)
+            return GlucoseSeries(
+                subject=str(group.attrs["subject"]),
+                time=group["time"][:].astype("datetime64[s]"),
+                glucose=group["glucose"][:],
+                segment=group["segment"][:],
+                imputed=group["imputed"][:],
+                censored=group["censored"][:],
+                quality=QualityReport(**quality),
+            )
+        except FileNotFoundError:
+            # Evicted or flushed while it was being read.
+            return None
 
     # ------------------------------------------------------------ forecasts
 
@@ -318,14 +404,94 @@ class Store:
                 metadata=dict(attributes.get("metadata") or {}),
             )
         except FileNotFoundError:
-            # A forced recompute replaced the entry while it was being read.
+            # Replaced by a forced recompute, evicted or flushed while it was being read.
             return None
+
+    # ------------------------------------------------------------ lineage
+
+    def write_lineage(self, anchor: str, key: str, record: dict) -> None:
+        """Record that forecast entry ``key`` belongs to a series whose start hashes to ``anchor``.
+
+        ``record`` (JSON types) describes the series, e.g. its handle, index and length.
+        """
+        if not (is_key(anchor) and is_key(key)):
+            raise ValueError("lineage anchor and key must be 64 lowercase hex digits")
+        folder = self.lineage_dir / anchor
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
+        temporary.write_text(json.dumps(_jsonable(record)))
+        os.replace(temporary, folder / f"{key}.json")
+
+    def lineage(self, anchor: str) -> list[tuple[str, dict]]:
+        """Return ``(key, record)`` of the stored forecast entries recorded under ``anchor``.
+
+        Markers whose entry is gone (evicted or flushed) are deleted on the way.
+        """
+        folder = self.lineage_dir / anchor
+        if not is_key(anchor) or not folder.is_dir():
+            return []
+        found = []
+        for marker in folder.iterdir():
+            key = marker.name.removesuffix(".json")
+            if not is_key(key):
+                continue
+            if not self.has_forecast(key):
+                marker.unlink(missing_ok=True)
+                continue
+            try:
+                found.append((key, json.loads(marker.read_text())))
+            except (FileNotFoundError, json.JSONDecodeError):
+                continue
+        return found
 
     # ------------------------------------------------------------ bookkeeping
 
     def counts(self) -> dict:
-        """Return the number of stored datasets and forecast entries."""
+        """Return the number of stored datasets and forecast entries of this namespace."""
         return {
             "datasets": sum(1 for entry in self.datasets_dir.iterdir() if is_key(entry.name)),
             "forecasts": sum(1 for entry in self.forecasts_dir.iterdir() if is_key(entry.name)),
         }
+
+    def verify(self, *, all_namespaces: bool = True) -> list[str]:
+        """Read every published entry in full and return a description of each problem found.
+
+        An empty list means every visible entry opens and its arrays agree
+        in shape. Descriptions name the namespace, kind and a key prefix only.
+        """
+        problems = []
+        namespace = None if all_namespaces else self.namespace
+        for name, kind, path in list(layout.iter_entries(self.root, namespace)):
+            label = f"{name}/{kind}/{path.name[:12]}"
+            try:
+                group = zarr.open_group(store=LocalStore(path, read_only=True), mode="r", use_consolidated=False)
+                problem = _check_dataset(group) if kind == "datasets" else _check_forecast(group)
+            except FileNotFoundError:
+                # Removed by another process during the check: not a visible entry any more.
+                continue
+            except Exception as error:
+                problem = f"unreadable ({type(error).__name__})"
+            if problem:
+                problems.append(f"{label}: {problem}")
+        return problems
+
+
+def _check_dataset(group) -> str | None:
+    for index in range(int(group.attrs["n_series"])):
+        series = group[str(index)]
+        lengths = {name: series[name][:].shape[0] for name in ("time", "glucose", "segment", "imputed", "censored")}
+        if len(set(lengths.values())) != 1:
+            return f"series {index} arrays differ in length: {lengths}"
+    return None
+
+
+def _check_forecast(group) -> str | None:
+    windows = {name: group[name][:].shape[0] for name in ("input_end", "time_end", "quantiles", "sample_mean", "sample_std", "truth")}
+    if len(set(windows.values())) != 1:
+        return f"arrays differ in window count: {windows}"
+    for name in ("horizon_minutes", "levels"):
+        group[name][:]
+    for attribute in ("seed", "model_id", "subject"):
+        if attribute not in group.attrs:
+            return f"attribute {attribute} is missing"
+    return None

@@ -77,12 +77,74 @@ class GlurpcLabApp(ExtensionApp):
         config=True,
         help="After process_unified, compute the first series' forecasts in the background.",
     )
+    batch_size = Int(
+        64,
+        config=True,
+        help="Windows per forward pass; halved on a device after it runs out of memory.",
+    )
+    max_queued_interactive = Int(
+        64,
+        config=True,
+        help="Maximum queued interactive forecast jobs; beyond it requests get HTTP 503 with Retry-After.",
+    )
+    max_queued_background = Int(
+        1024,
+        config=True,
+        help="Maximum queued background forecast jobs; beyond it requests get HTTP 503 with Retry-After.",
+    )
+    memory_cache_bytes = Int(
+        256 * 1024 * 1024,
+        config=True,
+        help="Size limit in bytes of the in-memory forecast cache in front of the store; 0 disables it.",
+    )
+    store_budget_bytes = Int(
+        0,
+        config=True,
+        help=(
+            "Size limit in bytes of the store on disk, kept by deleting the least recently used "
+            "entries; 0 means no limit."
+        ),
+    )
+    background_fill = Bool(
+        True,
+        config=True,
+        help="After returning a latest-window forecast, compute the series' other windows in the background.",
+    )
+    per_user_namespaces = Bool(
+        False,
+        config=True,
+        help=(
+            "Keep each user's datasets and forecasts in a namespace of their own, derived from the "
+            "user name (as JupyterHub reports it), so users cannot read each other's uploads."
+        ),
+    )
+    admin_users = List(
+        Unicode(),
+        default_value=[],
+        config=True,
+        help="User names allowed to flush the cache (POST glurpc-lab/cache/flush).",
+    )
 
-    @validate("copies_per_device", "n_samples", "max_upload_bytes", "max_workers")
+    @validate(
+        "copies_per_device",
+        "n_samples",
+        "max_upload_bytes",
+        "max_workers",
+        "batch_size",
+        "max_queued_interactive",
+        "max_queued_background",
+    )
     def _validate_positive(self, proposal):
         value = proposal["value"]
         if value < 1:
             raise ValueError(f"GlurpcLabApp.{proposal['trait'].name} must be at least 1, got {value}")
+        return value
+
+    @validate("memory_cache_bytes", "store_budget_bytes")
+    def _validate_bytes(self, proposal):
+        value = proposal["value"]
+        if value < 0:
+            raise ValueError(f"GlurpcLabApp.{proposal['trait'].name} must be 0 or more bytes, got {value}")
         return value
 
     @validate("model_wait_seconds")
@@ -102,10 +164,18 @@ class GlurpcLabApp(ExtensionApp):
             n_samples=self.n_samples,
             seed=self.seed,
             model_wait_seconds=self.model_wait_seconds,
+            batch_size=self.batch_size,
+            max_queued_interactive=self.max_queued_interactive,
+            max_queued_background=self.max_queued_background,
+            memory_cache_bytes=self.memory_cache_bytes,
+            store_budget_bytes=self.store_budget_bytes or None,
+            background_fill=self.background_fill,
         )
         self.executor = ThreadPoolExecutor(
             max_workers=self.max_workers, thread_name_prefix="glurpc-lab"
         )
+        # Health checks get their own thread, so they respond while every work thread is busy.
+        self.status_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="glurpc-lab-status")
         # Without handlers of its own, the package logger reuses the server log, so engine logs show there.
         package_logger = logging.getLogger("glurpc_lab")
         if not package_logger.handlers:
@@ -136,4 +206,5 @@ class GlurpcLabApp(ExtensionApp):
     async def stop_extension(self) -> None:
         """Stop accepting work and release the model copies."""
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.status_executor.shutdown(wait=False, cancel_futures=True)
         self.engine.close()

@@ -5,7 +5,10 @@ readiness probes. Blocking work (parsing, zarr I/O, inference, JSON encoding
 of large arrays) runs on the extension's thread pool, never on the event
 loop. Errors are JSON objects ``{"message": ...}`` with a 4xx status for
 bad input, 404 for unknown handles and 503 with ``Retry-After`` when the
-model is busy or unavailable.
+model is busy or unavailable or a forecast queue is full. Health checks run
+on a thread of their own, so they respond while every work thread is busy.
+When the extension's ``per_user_namespaces`` is on, every route reads and
+writes the requesting user's namespace only.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import logging
 import time
 import traceback
+from concurrent.futures import CancelledError
 
 import tornado.web
 from jupyter_server.auth.decorator import allow_unauthenticated
@@ -29,8 +33,10 @@ from glurpc_lab.engine.errors import (
     InvalidHandleError,
     ModelBusyError,
     ModelUnavailableError,
+    QueueFullError,
     SeriesIndexError,
 )
+from glurpc_lab.engine.keys import DEFAULT_NAMESPACE, namespace_for_user
 from glurpc_lab.server import wire
 
 logger = logging.getLogger(__name__)
@@ -61,7 +67,7 @@ def _error_status(error: Exception) -> int | None:
         return 404
     if isinstance(error, SeriesIndexError):
         return 422
-    if isinstance(error, (ModelBusyError, ModelUnavailableError)):
+    if isinstance(error, (ModelBusyError, ModelUnavailableError, QueueFullError)):
         return 503
     return None
 
@@ -78,6 +84,10 @@ def json_errors(method):
             return await method(self, *args, **kwargs)
         except tornado.web.HTTPError:
             raise
+        except CancelledError:
+            # The client disconnected, so its queued job was dropped and no reply is sent.
+            logger.info("%s %s cancelled after the client disconnected", self.request.method, type(self).__name__)
+            return
         except Exception as error:
             status = _error_status(error)
             if status is None:
@@ -100,7 +110,8 @@ def json_errors(method):
                 type(error).__name__,
             )
             if status == 503:
-                self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+                retry_after = error.retry_after if isinstance(error, QueueFullError) else RETRY_AFTER_SECONDS
+                self.set_header("Retry-After", str(retry_after))
             if isinstance(error, RequestError):
                 self.send_error_json(status, error.message, **error.extra)
             else:
@@ -116,6 +127,13 @@ class GlurpcHandler(ExtensionHandlerMixin, APIHandler):
     def engine(self):
         """The extension's :class:`glurpc_lab.engine.Engine`."""
         return self.extensionapp.engine
+
+    @property
+    def namespace(self) -> str:
+        """Store namespace of the requesting user, or the shared one when namespaces are off."""
+        if not self.extensionapp.per_user_namespaces:
+            return DEFAULT_NAMESPACE
+        return namespace_for_user(self.current_user.username)
 
     async def run_blocking(self, function, *args, **kwargs):
         """Run ``function(*args, **kwargs)`` on the extension's thread pool and await its result."""
@@ -232,7 +250,9 @@ class HealthHandler(GlurpcHandler):
     @tornado.web.authenticated
     @json_errors
     async def get(self):
-        self.send_json(await self.run_blocking(self.engine.health))
+        loop = asyncio.get_running_loop()
+        health = await loop.run_in_executor(self.extensionapp.status_executor, self.engine.health)
+        self.send_json(health)
 
 
 # ---------------------------------------------------------------- datasets
@@ -248,7 +268,7 @@ class DatasetsHandler(UploadHandler):
         content = self.upload_body()
         if not content:
             raise RequestError(400, "the request body is empty; send the export file's bytes as the body")
-        info = await self.run_blocking(self.engine.process, content)
+        info = await self.run_blocking(self.engine.process, content, namespace=self.namespace)
         self.send_json(wire.dataset_info_to_json(info), status=201)
 
 
@@ -258,7 +278,7 @@ class DatasetHandler(GlurpcHandler):
     @tornado.web.authenticated
     @json_errors
     async def get(self, handle: str):
-        info = await self.run_blocking(self.engine.info, handle)
+        info = await self.run_blocking(self.engine.info, handle, namespace=self.namespace)
         self.send_json(wire.dataset_info_to_json(info))
 
 
@@ -271,13 +291,29 @@ class SeriesHandler(GlurpcHandler):
         series_index = self.parse_series_index(index)
 
         def encode() -> str:
-            return json.dumps(wire.series_to_json(self.engine.series(handle, series_index)))
+            return json.dumps(wire.series_to_json(self.engine.series(handle, series_index, namespace=namespace)))
+
+        namespace = self.namespace
 
         self.send_json(await self.run_blocking(encode))
 
 
 class ForecastHandler(GlurpcHandler):
-    """``GET datasets/<handle>/series/<i>/forecasts[?windows=all|latest]``: the forecast arrays."""
+    """``GET datasets/<handle>/series/<i>/forecasts[?windows=all|latest]``: the forecast arrays.
+
+    The wait for the model runs on the event loop, not on a thread, and a
+    client that disconnects withdraws its request, which drops the queued
+    job unless another request shares it.
+    """
+
+    POLL_SECONDS = 0.05
+
+    _request = None
+
+    def on_connection_close(self) -> None:
+        if self._request is not None:
+            self._request.cancel()
+        super().on_connection_close()
 
     @tornado.web.authenticated
     @json_errors
@@ -287,24 +323,39 @@ class ForecastHandler(GlurpcHandler):
         if windows not in ("all", "latest"):
             raise RequestError(400, f"query argument windows must be 'all' or 'latest', got {windows[:20]!r}")
 
-        def encode() -> str:
-            forecast = self.engine.forecast(handle, series_index, windows=windows)
-            return json.dumps(wire.forecast_to_json(forecast))
+        request = await self.run_blocking(
+            self.engine.request_forecast, handle, series_index, windows=windows, namespace=self.namespace
+        )
+        self._request = request
+        forecast = await self._wait(request)
+        self.send_json(await self.run_blocking(lambda: json.dumps(wire.forecast_to_json(forecast))))
 
-        self.send_json(await self.run_blocking(encode))
+    async def _wait(self, request):
+        pool = self.engine.pool
+        wait_seconds = pool.wait_seconds if pool is not None else self.engine.model_wait_seconds
+        deadline = time.monotonic() + wait_seconds
+        while not request.done():
+            job = request.ticket.job
+            if not job.started.is_set() and time.monotonic() >= deadline:
+                # result(0) withdraws the request and raises ModelBusyError.
+                return request.result(0)
+            await asyncio.sleep(self.POLL_SECONDS)
+        return request.result(0)
 
 
-def _plot_json(engine, handle: str, series_index: int, window: int, *, force: bool = False) -> str:
+def _plot_json(
+    engine, handle: str, series_index: int, window: int, *, force: bool = False, namespace: str = DEFAULT_NAMESPACE
+) -> str:
     """Return the Plotly figure JSON of one window; ``window`` counts from the end when negative."""
     from glurpc_lab.report.figures import window_figure
 
-    series = engine.series(handle, series_index)
+    series = engine.series(handle, series_index, namespace=namespace)
 
     # The latest window alone is cheap to compute; any other needs every window.
     if window == -1 and not force:
-        forecast = engine.forecast(handle, series_index, windows="latest")
+        forecast = engine.forecast(handle, series_index, windows="latest", namespace=namespace)
     else:
-        forecast = engine.forecast(handle, series_index, force=force)
+        forecast = engine.forecast(handle, series_index, force=force, namespace=namespace)
 
     total = forecast.n_windows
     if total == 0:
@@ -325,7 +376,9 @@ class PlotHandler(GlurpcHandler):
     async def get(self, handle: str, index: str):
         series_index = self.parse_series_index(index)
         window = self.query_int("window", -1)
-        self.send_json(await self.run_blocking(_plot_json, self.engine, handle, series_index, window))
+        self.send_json(
+            await self.run_blocking(_plot_json, self.engine, handle, series_index, window, namespace=self.namespace)
+        )
 
 
 # ---------------------------------------------------------------- gluRPC-compatible
@@ -375,10 +428,9 @@ class GlurpcCompatHandler(UploadHandler):
         return value
 
 
-def _prefetch_done(handle: str, future) -> None:
-    error = future.exception()
-    if error is not None:
-        logger.warning("background forecast of dataset %s failed with %s", handle[:12], type(error).__name__)
+def _prefetch_done(handle: str, job) -> None:
+    if job.error is not None and not isinstance(job.error, CancelledError):
+        logger.warning("background forecast of dataset %s failed with %s", handle[:12], type(job.error).__name__)
 
 
 @tornado.web.stream_request_body
@@ -398,7 +450,8 @@ class ProcessUnifiedHandler(GlurpcCompatHandler):
         content = self.csv_bytes(data)
         force = self.flag(data, "force_calculate")
 
-        info = await self.run_blocking(self.engine.process, content)
+        namespace = self.namespace
+        info = await self.run_blocking(self.engine.process, content, namespace=namespace)
         summary = info.series[0]
         reply = {
             "handle": info.handle,
@@ -413,8 +466,14 @@ class ProcessUnifiedHandler(GlurpcCompatHandler):
             return
 
         if self.extensionapp.prefetch_forecasts or force:
-            future = self.extensionapp.executor.submit(self.engine.forecast, info.handle, 0, force=force)
-            future.add_done_callback(functools.partial(_prefetch_done, info.handle))
+            # Queued as background work that no client waits for, so a full queue only skips the prefetch.
+            try:
+                request = await self.run_blocking(
+                    self.engine.request_forecast, info.handle, 0, force=force, namespace=namespace, priority="background"
+                )
+                request.add_done_callback(lambda done: _prefetch_done(info.handle, done.ticket.job) if done.ticket else None)
+            except QueueFullError:
+                logger.info("background queue full; dataset %s is forecast on request instead", info.handle[:12])
         self.send_json(reply)
 
 
@@ -442,7 +501,9 @@ class DrawPlotHandler(GlurpcCompatHandler):
         if isinstance(index, bool) or not isinstance(index, int) or index > 0:
             raise RequestError(422, "field index must be an integer <= 0 (0 is the latest window)")
         force = self.flag(data, "force_calculate")
-        self.send_json(await self.run_blocking(_plot_json, self.engine, handle, 0, index - 1, force=force))
+        self.send_json(
+            await self.run_blocking(_plot_json, self.engine, handle, 0, index - 1, force=force, namespace=self.namespace)
+        )
 
 
 @tornado.web.stream_request_body
@@ -455,17 +516,47 @@ class QuickPlotHandler(GlurpcCompatHandler):
         data = self.json_body()
         content = self.csv_bytes(data)
         force = self.flag(data, "force_calculate")
+        namespace = self.namespace
 
         def plot() -> dict:
-            info = self.engine.process(content)
+            info = self.engine.process(content, namespace=namespace)
             summary = info.series[0]
-            figure = json.loads(_plot_json(self.engine, info.handle, 0, -1, force=force))
+            figure = json.loads(_plot_json(self.engine, info.handle, 0, -1, force=force, namespace=namespace))
             return {"handle": info.handle, "plot_data": figure, "warnings": _warnings(summary), "error": None}
 
         started = time.perf_counter()
         reply = await self.run_blocking(plot)
         logger.info("quick_plot for %s in %.2f s", reply["handle"][:12], time.perf_counter() - started)
         self.send_json(reply)
+
+
+# ---------------------------------------------------------------- administration
+
+
+@tornado.web.stream_request_body
+class FlushHandler(UploadHandler):
+    """``POST cache/flush`` {all_namespaces}: delete stored datasets and forecasts; admins only.
+
+    Without ``all_namespaces`` only the admin's own namespace is flushed.
+    Admins are the user names in the extension's ``admin_users``.
+    """
+
+    def body_limit(self) -> int:
+        return 64 * 1024
+
+    @tornado.web.authenticated
+    @json_errors
+    async def post(self):
+        username = getattr(self.current_user, "username", None)
+        if username not in self.extensionapp.admin_users:
+            raise RequestError(403, "flushing the cache is limited to the users in GlurpcLabApp.admin_users")
+        data = self.json_body() if self._received else {}
+        every = data.get("all_namespaces", False)
+        if not isinstance(every, bool):
+            raise RequestError(422, "field all_namespaces must be true or false")
+        removed = await self.run_blocking(self.engine.flush, namespace=self.namespace, all_namespaces=every)
+        logger.info("cache flushed by an admin: %d entries removed", removed)
+        self.send_json({"removed": removed, "all_namespaces": every})
 
 
 def route_table() -> list[tuple[str, type]]:
@@ -483,4 +574,5 @@ def route_table() -> list[tuple[str, type]]:
         (r"glurpc-lab/process_unified", ProcessUnifiedHandler),
         (r"glurpc-lab/draw_a_plot", DrawPlotHandler),
         (r"glurpc-lab/quick_plot", QuickPlotHandler),
+        (r"glurpc-lab/cache/flush", FlushHandler),
     ]
