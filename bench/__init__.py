@@ -1,0 +1,1 @@
+"""Benchmarks of glurpc-lab's speed and memory; ``python bench/run.py`` runs them all."""
