@@ -9,7 +9,7 @@ import numpy as np
 from glurpc_lab.forecast.covariates import calendar_covariates, future_times
 from glurpc_lab.forecast.predictive import mixture_quantiles
 from glurpc_lab.forecast.result import DEFAULT_LEVELS, Forecast
-from glurpc_lab.forecast.sampling import mc_dropout_samples
+from glurpc_lab.forecast.sampling import DROPOUT_MASK_SCHEME, mc_dropout_samples
 from glurpc_lab.forecast.scaling import fit_scaler
 from glurpc_lab.forecast.windows import model_inputs, window_ends, window_truth
 from glurpc_lab.ingest.series import GRID_MINUTES, GlucoseSeries
@@ -126,5 +126,6 @@ def forecast_series(
             "n_samples": int(n_samples),
             "input_len": config.len_seq,
             "sampling": "MC dropout with BatchNorm in inference mode, seeded per (seed, input_end, sample)",
+            "dropout_masks": DROPOUT_MASK_SCHEME,
         },
     )

@@ -6,7 +6,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from glurpc_lab.model.dropout import RowSeededDropout
+from glurpc_lab.model.dropout import RowSeededDropout, row_keys
+
+DROPOUT_MASK_SCHEME = "splitmix64-int16-v1"
+"""Name of the dropout-mask derivation; forecasts made under another name differ for the same seed."""
 
 
 def enable_mc_dropout(module: nn.Module) -> None:
@@ -21,21 +24,6 @@ def enable_mc_dropout(module: nn.Module) -> None:
             layer.train()
 
 
-def row_seeds(seed: int, window_keys: np.ndarray, n_samples: int) -> np.ndarray:
-    """Derive one 64-bit seed per (window, sample) from ``seed`` and each window's key.
-
-    Returns an ``object`` array of Python ints, shape ``(W, n_samples)``.
-    """
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
-    seeds = np.empty((len(window_keys), n_samples), dtype=object)
-    for row, key in enumerate(np.asarray(window_keys, dtype=np.int64)):
-        for sample in range(n_samples):
-            words = np.random.SeedSequence(seed, spawn_key=(int(key), sample)).generate_state(2, np.uint32)
-            seeds[row, sample] = (int(words[0]) << 32) | int(words[1])
-    return seeds
-
-
 def mc_dropout_samples(
     module: nn.Module,
     inputs: tuple[torch.Tensor, ...],
@@ -48,10 +36,11 @@ def mc_dropout_samples(
     """Run ``n_samples`` dropout forward passes of every window.
 
     Each window is repeated ``n_samples`` times inside one batch, and every repeated row
-    draws its dropout masks from a generator seeded by ``(seed, window key, sample)``.
-    The same inputs, weights, key and seed therefore give the same samples whichever
-    windows share the batch (up to float rounding of batched kernels), and the global
-    torch RNG is left untouched.
+    gets a 64-bit key derived from ``(seed, window key, sample)``. Each dropout layer
+    hashes that key into the row's mask (see ``glurpc_lab.model.dropout``). The same
+    inputs, weights, key and seed therefore give the same dropout masks whichever
+    windows share the batch, and the same samples up to the float rounding of batched
+    kernels. The global torch RNG is left untouched.
 
     Parameters
     ----------
@@ -86,7 +75,7 @@ def mc_dropout_samples(
         raise TypeError(f"{type(plain[0]).__name__} layers cannot be seeded per row; build the model from glurpc_lab.model")
 
     device = next(module.parameters()).device
-    seeds = row_seeds(seed, window_keys, n_samples)
+    keys = torch.from_numpy(row_keys(seed, window_keys, n_samples)).to(device)
     n_windows = inputs[0].shape[0]
     preds, logvars = [], []
 
@@ -96,16 +85,16 @@ def mc_dropout_samples(
             for first in range(0, n_windows, batch_size):
                 last = min(first + batch_size, n_windows)
                 rows = [tensor[first:last].repeat_interleave(n_samples, dim=0).to(device) for tensor in inputs]
-                generators = [torch.Generator(device=device).manual_seed(s) for s in seeds[first:last].reshape(-1)]
-                for layer in dropouts:
-                    layer.row_generators = generators
+                batch_keys = keys[first:last].reshape(-1)
+                for index, layer in enumerate(dropouts):
+                    layer.set_row_keys(batch_keys, layer_index=index)
 
                 pred, logvar = module(*rows)
                 preds.append(pred.reshape(last - first, n_samples, -1).transpose(1, 2).float().cpu().numpy())
                 logvars.append(logvar.reshape(last - first, n_samples).float().cpu().numpy())
     finally:
         for layer in dropouts:
-            layer.row_generators = None
+            layer.set_row_keys(None)
         module.eval()
 
     horizon = getattr(getattr(module, "config", None), "len_pred", 0)
