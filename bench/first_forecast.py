@@ -41,7 +41,7 @@ def warm_start(model_source: str, days: float, *, repeats: int, n_samples: int =
     """Time upload-to-first-forecast in an engine whose model is already loaded.
 
     Each repeat uploads a new export (different readings, so nothing is cached)
-    and asks for its latest window. One untimed upload runs first.
+    and requests its latest window. One untimed upload runs first.
 
     Returns
     -------

@@ -54,9 +54,9 @@ def last_windows_inputs(model: LoadedModel, series: GlucoseSeries, n_windows: in
 def forward_flops_per_row(model: LoadedModel, inputs: tuple[torch.Tensor, ...], rows: int = 8) -> float:
     """Count the matmul, convolution and attention FLOPs of one forward pass per input row.
 
-    ``FlopCounterMode`` counts ``2 m n k`` per matrix product and skips
-    element-wise work (softmax, GELU, dropout masks, normalisation), which is
-    the part a matrix-multiply rate can be compared with.
+    ``FlopCounterMode`` counts ``2 m n k`` per matrix product, the part of the
+    work that a matrix-multiply rate can be compared with. It skips element-wise
+    work (softmax, GELU, dropout masks, normalisation).
     """
     batch = tuple(tensor[:1].repeat_interleave(rows, dim=0) for tensor in inputs)
     module = model.module
@@ -73,8 +73,8 @@ def throughput(
     """Time ``forecast_series`` and the model-only ``mc_dropout_samples`` on the last ``n_windows`` windows.
 
     Both get one untimed call on two windows first, then ``repeats`` timed
-    calls; rates use the fastest call, which other processes on a shared
-    machine disturb least. Rates are window-samples per second: windows
+    calls. Rates use the fastest call, because other processes on a shared
+    machine disturb it least. Rates are window-samples per second: windows
     times MC samples, divided by the wall time.
 
     Returns
@@ -119,10 +119,9 @@ def inference_benchmark(
     n_windows: int,
     n_samples: int,
     repeats: int,
-    matmul_flops_per_s: float,
     predecessor_python: str | None,
 ) -> dict:
-    """Measure one model's inference against the machine's matmul rate and the predecessor.
+    """Measure one model's inference, its FLOP rate and its speed against the predecessor.
 
     Parameters
     ----------
@@ -134,16 +133,14 @@ def inference_benchmark(
         Windows and MC-dropout samples per window.
     repeats : int
         Timed calls of each path, here and in the predecessor; the fastest counts.
-    matmul_flops_per_s : float
-        The machine's measured fp32 matmul rate.
     predecessor_python : str or None
         Interpreter of the predecessor's environment; None skips the comparison.
 
     Returns
     -------
     dict
-        Throughput of both paths, FLOPs per forward row, the fraction of the
-        matmul rate reached, the predecessor's result and the speed ratios.
+        Throughput of both paths, FLOPs per forward row and the FLOP rate of
+        the model-only path, the predecessor's result and the speed ratios.
     """
     measured, inputs = throughput(model, series, n_windows=n_windows, n_samples=n_samples, repeats=repeats)
     flops_per_row = forward_flops_per_row(model, inputs)
@@ -155,7 +152,6 @@ def inference_benchmark(
         **measured,
         "forward_flops_per_row": flops_per_row,
         "model_only_flops_per_s": achieved,
-        "fraction_of_matmul_rate": achieved / matmul_flops_per_s,
     }
 
     if predecessor_python is None:
@@ -169,3 +165,9 @@ def inference_benchmark(
         result["speedup_forecast_series"] = measured["forecast_series_window_samples_per_s"] / theirs
         result["speedup_model_only"] = measured["model_only_window_samples_per_s"] / theirs
     return result
+
+
+def add_matmul_fraction(entries: dict, matmul_flops_per_s: float) -> None:
+    """Add ``fraction_of_matmul_rate`` to each inference entry: its model-only FLOP rate over the matmul rate."""
+    for entry in entries.values():
+        entry["fraction_of_matmul_rate"] = entry["model_only_flops_per_s"] / matmul_flops_per_s

@@ -7,10 +7,10 @@ which does not change its speed. Usage::
 
     python predecessor_predict.py CASE.npz CONFIG.json
 
-CASE.npz holds ``past_target`` (W, len_seq, 1), ``historic_covariates``
+CASE.npz contains ``past_target`` (W, len_seq, 1), ``historic_covariates``
 (W, len_seq, 6), ``future_covariates`` (W, len_pred, 6) and ``static`` (W, 1),
 the four arrays the package's inference dataset yields per window. CONFIG.json
-holds the ``Gluformer`` constructor arguments and ``num_samples``,
+contains the ``Gluformer`` constructor arguments and ``num_samples``,
 ``batch_size``, ``warmup_windows`` and ``repeats`` (timed calls; the fastest
 counts). One JSON object goes to stdout.
 """

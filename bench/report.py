@@ -3,6 +3,32 @@
 from __future__ import annotations
 
 
+REPRODUCE = """
+## Reproduce
+
+```bash
+.venv/bin/python bench/run.py                 # full suite: docs/benchmarks.json and this page
+.venv/bin/python bench/run.py --quick --out out/bench/quick.json   # every section at a tiny size, for CI
+.venv/bin/python bench/run.py --only rest     # one section (matmul, inference, first_forecast, cache, rest, ingestion, gpu)
+.venv/bin/python bench/run.py --render docs/benchmarks.json   # rewrite this page from the JSON
+```
+
+The predecessor runs in a separate environment: torch 2.13.0 (CPU) and `glucosedao-glucobench==0.4.1`
+installed with `--no-deps`, plus `six` and `tqdm`, which its collate function and `predict` import.
+Only training and data preparation use `optuna`, `darts`, `torch.utils.tensorboard` and
+`glucobench.utils.darts_dataset`, so `bench/predecessor_predict.py` puts empty stand-in modules in
+their place while it imports `Gluformer`. It feeds `predict` a plain torch `Dataset` that yields
+the same 4-tuple per window as the package's `SamplingDatasetInferenceDual`. Point
+`--predecessor-python` (or `GLURPC_BENCH_PREDECESSOR_PYTHON`) at that environment's interpreter;
+without it the comparison is skipped with a note. Both sides use random weights of the same
+architecture (the parameter counts are recorded) and the same torch thread count.
+
+All inputs are synthetic `id,time,gl` exports (a mean-reverting random walk on a 5-minute grid),
+so no personal data is involved. Timings on a machine shared with other processes are upper
+bounds; the load averages above show how busy it was.
+"""
+
+
 def _get(record: dict, *path):
     """Return ``record[path[0]][path[1]]...``, or None when a step is missing or a section failed."""
     value = record
@@ -135,12 +161,35 @@ def render_markdown(record: dict) -> str:
             f"| {preset} ({entry['model_id']}) | {entry['parameters']:,} | {entry['windows']} x {entry['n_samples']} "
             f"| {entry['forecast_series_window_samples_per_s']:.1f}/s | {entry['model_only_window_samples_per_s']:.1f}/s "
             f"| {_format(theirs)}/s | {speedup} | {entry['forward_flops_per_row'] / 1e9:.3g} "
-            f"| {entry['model_only_flops_per_s'] / 1e9:.3g} | {entry['fraction_of_matmul_rate']:.3f} |"
+            f"| {entry['model_only_flops_per_s'] / 1e9:.3g} | {_format(entry.get('fraction_of_matmul_rate'))} |"
         )
+    spreads = []
+    for preset, entry in (record.get("inference") or {}).items():
+        if isinstance(entry, dict) and "forecast_series_s" in entry:
+            theirs = entry.get("predecessor", {}).get("all_seconds")
+            spreads.append(
+                f"{preset}: forecast_series {entry['forecast_series_s']['min_s']:.2f}-{entry['forecast_series_s']['max_s']:.2f} s, "
+                f"model only {entry['model_only_s']['min_s']:.2f}-{entry['model_only_s']['max_s']:.2f} s"
+                + (f", predecessor {min(theirs):.2f}-{max(theirs):.2f} s" if theirs else "")
+            )
+    if spreads:
+        lines += ["", "Fastest to slowest timed call: " + "; ".join(spreads) + "."]
+
     matmul = record.get("matmul") or {}
     if "best_flops_per_s" in matmul:
-        sizes = ", ".join(f"{n}: {v['flops_per_s'] / 1e9:.1f}" for n, v in matmul["sizes"].items())
-        lines += ["", f"fp32 matmul rate: {matmul['best_flops_per_s'] / 1e9:.1f} GFLOP/s best ({sizes} GFLOP/s by matrix size, {matmul['threads']} threads)."]
+        measured = []
+        for when in ("before_inference", "after_inference"):
+            entry = matmul.get(when, {})
+            if "sizes" in entry:
+                sizes = ", ".join(f"{n}: {v['flops_per_s'] / 1e9:.1f}" for n, v in entry["sizes"].items())
+                measured.append(f"{when.replace('_', ' ')} {sizes}")
+        lines += [
+            "",
+            f"fp32 matmul rate: {matmul['best_flops_per_s'] / 1e9:.1f} GFLOP/s, the higher of two measurements "
+            f"(GFLOP/s by matrix size: {'; '.join(measured)}).",
+            "The fraction divides the model-only FLOP rate, counting matmuls, convolutions and attention products",
+            "(torch.utils.flop_counter), by it.",
+        ]
 
     lines += ["", "## First forecast (latest window)", "",
               "Cold: a new interpreter imports glurpc_lab, loads the model, parses and stores the export and forecasts.",
@@ -200,7 +249,7 @@ def render_markdown(record: dict) -> str:
             f"the latest window of a {rest['days']:g}-day export is computed once "
             f"({rest['first_uncached_request_s'] * 1e3:.0f} ms), then every request is a cache hit.",
             "",
-            "| clients | requests | median | p99 | answers/s | statuses |",
+            "| clients | requests | median | p99 | 200 responses/s | statuses |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
         for clients, entry in rest["cached"].items():
@@ -213,7 +262,7 @@ def render_markdown(record: dict) -> str:
             "",
             f"Load shedding: {burst['requests']} uncached latest-window requests at once, with at most "
             f"{burst['max_queued_interactive']} jobs queued behind the running one: statuses {burst['statuses']}, "
-            f"{_format(burst['ok_per_s'])} forecasts per second were answered 200 before the rest got 503.",
+            f"{_format(burst['ok_per_s'])} forecasts per second got 200 while the rest got 503.",
         ]
 
     ingestion = record.get("ingestion") or {}
@@ -227,6 +276,8 @@ def render_markdown(record: dict) -> str:
 
     lines += ["", "## GPU", ""]
     gpu = record.get("gpu") or {}
+    if "skipped" in gpu:
+        lines.append(f"Not measured: {gpu['skipped']}.")
     if "one_device_all_windows_s" in gpu:
         lines.append(
             f"{', '.join(gpu['devices'])}: every window ({gpu['windows']}) of a {gpu['days']:g}-day export with "
@@ -234,10 +285,11 @@ def render_markdown(record: dict) -> str:
             f"{gpu['all_devices_window_samples_per_s']:.0f} window-samples/s (scaling efficiency {gpu['scaling_efficiency']:.2f})."
         )
 
-    notes = [note for note in (_section_note(record, name) for name in record if name not in ("record", "targets")) if note]
+    notes = [note for note in (_section_note(record, name) for name in record if name not in ("record", "targets", "gpu")) if note]
     for preset, entry in (record.get("inference") or {}).items():
         if isinstance(entry, dict) and "skipped" in entry.get("predecessor", {}):
             notes.append(f"**predecessor ({preset}) skipped:** {entry['predecessor']['skipped']}")
     if notes:
         lines += ["", "## Skipped or failed", ""] + [f"- {note}" for note in notes]
+    lines += ["", REPRODUCE.strip()]
     return "\n".join(lines) + "\n"

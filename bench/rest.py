@@ -110,7 +110,9 @@ class Server:
             except OSError:
                 pass
             time.sleep(0.5)
-        raise TimeoutError(f"jupyter server was not ready within {SERVER_START_SECONDS:.0f} s; see {self.log_path}")
+        # The log sits in a temporary folder that is removed on exit, so its tail goes into the message.
+        tail = self.log_path.read_text(errors="replace")[-2000:]
+        raise TimeoutError(f"jupyter server was not ready within {SERVER_START_SECONDS:.0f} s; log tail:\n{tail}")
 
     def stop(self) -> None:
         """Stop the server: SIGTERM to its process group, SIGKILL after 30 s."""
@@ -153,8 +155,8 @@ class Server:
 def run_clients(server: Server, paths: list[list[str]]) -> dict:
     """Run one thread per entry of ``paths``, each sending its GET requests in order on one connection.
 
-    All clients start together. Returns latency summaries of the 200 answers,
-    the count of each status, the wall time and the rate of 200 answers.
+    All clients start together. Returns latency summaries of the 200 responses,
+    the count of each status, the wall time and the rate of 200 responses.
     """
     barrier = threading.Barrier(len(paths))
     latencies: list[float] = []
@@ -210,14 +212,14 @@ def rest_benchmark(
     Cached: one ``days``-long export's latest window is computed once; then each
     of ``client_counts`` concurrent clients sends ``requests_per_client``
     requests for it. Uncached: ``burst_datasets`` new exports are uploaded, and
-    one client per export asks for its latest window at the same moment, so
+    one client per export requests its latest window at the same moment, so
     the queue (``max_queued_interactive`` jobs behind the running one) fills
-    and the rest are answered 503.
+    and the rest get 503.
 
     Returns
     -------
     dict
-        Per client count: latency median and p99, statuses, answers per second;
+        Per client count: latency median and p99, statuses, 200 responses per second;
         for the burst: statuses and the rate of computed forecasts.
     """
     with tempfile.TemporaryDirectory(prefix="glurpc-bench-rest-") as folder:

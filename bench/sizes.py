@@ -20,6 +20,8 @@ class Sizes:
         Timed calls per inference path; the fastest counts.
     matmul_sizes : tuple of int
         Square matrix sizes for the fp32 matmul rate.
+    matmul_repeats : int
+        Timed products per matrix size; the fastest counts.
     days : float
         Length of the export used for first forecasts, the cache and REST.
     first_forecast_models : tuple of str
@@ -46,6 +48,7 @@ class Sizes:
     n_samples: int
     repeats: int
     matmul_sizes: tuple[int, ...]
+    matmul_repeats: int
     days: float
     first_forecast_models: tuple[str, ...]
     warm_repeats: int
@@ -63,8 +66,9 @@ class Sizes:
 FULL = Sizes(
     inference_models=(("published", 32), ("bundled", 64)),
     n_samples=10,
-    repeats=2,
-    matmul_sizes=(1024, 2048),
+    repeats=3,
+    matmul_sizes=(512, 1024, 2048),
+    matmul_repeats=10,
     days=14.0,
     first_forecast_models=("published", "bundled"),
     warm_repeats=5,
@@ -84,6 +88,7 @@ QUICK = Sizes(
     n_samples=2,
     repeats=1,
     matmul_sizes=(256,),
+    matmul_repeats=3,
     days=0.5,
     first_forecast_models=("bundled",),
     warm_repeats=1,
