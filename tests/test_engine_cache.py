@@ -282,3 +282,39 @@ def test_store_budget_evicts_least_recently_used(tiny_model_path, cache_dir, sma
     assert stored == [True, False, True]
     assert stats["evicted_entries"] == 1
     assert stats["bytes_at_last_check"] <= budget
+
+
+@pytest.mark.parametrize("memory_cache_bytes", [256 * 1024 * 1024, 0])
+def test_cache_hit_reads_no_series(tiny_model_path, cache_dir, small_export, memory_cache_bytes):
+    """A hit in either tier needs the forecast key only, never the stored series arrays."""
+    with _engine(tiny_model_path, cache_dir, memory_cache_bytes=memory_cache_bytes) as engine:
+        handle = engine.process(small_export).handle
+        first = engine.forecast(handle, windows="latest")
+        # Removing the series arrays (but not the dataset's metadata) makes any series read fail.
+        shutil.rmtree(engine.store.datasets_dir / handle / "0")
+
+        second = engine.forecast(handle, windows="latest")
+        hits = engine.health()["counters"]["forecast_cache_hits"]
+
+    np.testing.assert_array_equal(second.quantiles, first.quantiles)
+    assert hits == 1
+
+
+def test_memory_tier_keeps_namespaces_apart(tiny_model_path, cache_dir, small_export):
+    other = namespace_for_user("other")
+    with _engine(tiny_model_path, cache_dir) as engine:
+        handle = engine.process(small_export).handle
+        engine.forecast(handle, windows="latest")
+
+        with pytest.raises(HandleNotFoundError):
+            engine.forecast(handle, windows="latest", namespace=other)
+
+
+def test_memory_hit_after_dataset_eviction_raises(tiny_model_path, cache_dir, small_export):
+    with _engine(tiny_model_path, cache_dir) as engine:
+        handle = engine.process(small_export).handle
+        engine.forecast(handle, windows="latest")
+        engine.store.remove("datasets", handle)
+
+        with pytest.raises(HandleNotFoundError):
+            engine.forecast(handle, windows="latest")

@@ -49,6 +49,11 @@ DEFAULT_MEMORY_CACHE_BYTES = 256 * 1024 * 1024
 """Default limit of the in-memory forecast tier, in bytes."""
 
 
+def _memory_key(namespace: str, key: str) -> str:
+    # Forecast keys do not contain the namespace, and the memory tier is shared by all namespaces.
+    return f"{namespace}/{key}"
+
+
 def _priority(value: str | Priority | None) -> Priority:
     if value is None:
         return Priority.INTERACTIVE
@@ -406,17 +411,28 @@ class Engine:
             raise ValueError(f"windows must be one of {WINDOW_CHOICES}, got {windows!r}")
         job_priority = _priority(priority)
         store = self._store(namespace)
-        series = self.series(handle, index, namespace=namespace)
+
+        # A memory hit needs only the key: no store read, so it stays well under a millisecond.
+        memory_checked = self._pool is not None
+        if not force:
+            cached = self._memory_hit(store, handle, index, windows, namespace)
+            if cached is not None:
+                self._count("forecast_cache_hits")
+                return ForecastRequest(value=cached)
+
+        self._check_index(index, self._dataset_size(store, handle))
         pool = self.load_models()
         key_all = self._key(handle, index, pool.model_id, "all")
         key = key_all if windows == "all" else self._key(handle, index, pool.model_id, "latest")
 
         if not force:
-            cached = self._cached(store, key_all, key, windows)
+            cached = self._cached(store, key_all, key, namespace, check_memory=not memory_checked)
             if cached is not None:
                 self._count("forecast_cache_hits")
                 return ForecastRequest(value=cached)
 
+        # Only a computation needs the series itself.
+        series = self.series(handle, index, namespace=namespace)
         context = {
             "store": store,
             "series": series,
@@ -440,14 +456,35 @@ class Engine:
             on_wait_timeout=lambda: self._count("wait_timeouts"),
         )
 
-    def _cached(self, store: Store, key_all: str, key: str, windows: str) -> Forecast | None:
-        # The memory tier first, then the store; a latest window may be cut from all windows.
+    def _memory_hit(self, store: Store, handle: str, index: int, windows: str, namespace: str) -> Forecast | None:
+        """Return the forecast from the memory tier, or None; reads nothing from the store's arrays.
+
+        Only a loaded model has a model id, so before loading nothing can hit.
+        The handle must still be stored: an entry whose dataset was evicted
+        from the store then raises HandleNotFoundError as before.
+        """
+        pool = self._pool
+        if pool is None or not is_key(handle) or isinstance(index, bool) or not isinstance(index, int):
+            return None
+        key_all = self._key(handle, index, pool.model_id, "all")
+        key = key_all if windows == "all" else self._key(handle, index, pool.model_id, "latest")
         for candidate in dict.fromkeys((key, key_all)):
-            found = self.memory.get(candidate)
+            found = self.memory.get(_memory_key(namespace, candidate))
+            if found is not None and store.has_dataset(handle):
+                return found if candidate == key else last_window(found)
+        return None
+
+    def _cached(
+        self, store: Store, key_all: str, key: str, namespace: str, *, check_memory: bool = True
+    ) -> Forecast | None:
+        # The memory tier first (unless _memory_hit just missed), then the store;
+        # a latest window may be cut from all windows.
+        for candidate in dict.fromkeys((key, key_all)):
+            found = self.memory.get(_memory_key(namespace, candidate)) if check_memory else None
             if found is None:
                 found = store.read_forecast(candidate)
                 if found is not None:
-                    self.memory.put(candidate, found)
+                    self.memory.put(_memory_key(namespace, candidate), found)
             if found is not None:
                 return found if candidate == key else last_window(found)
         return None
@@ -499,7 +536,7 @@ class Engine:
         if not force:
             stored = store.read_forecast(key)
             if stored is not None:
-                self.memory.put(key, stored)
+                self.memory.put(_memory_key(context["namespace"], key), stored)
                 return stored
 
         started = time.perf_counter()
@@ -536,7 +573,7 @@ class Engine:
         # Returning the stored copy keeps dtypes identical between the first and later calls.
         stored = store.read_forecast(key)
         result = stored if stored is not None else computed
-        self.memory.put(key, result)
+        self.memory.put(_memory_key(context["namespace"], key), result)
         return result
 
     def _compute(self, model, series: GlucoseSeries, windows) -> Forecast:
@@ -582,7 +619,7 @@ class Engine:
         start = reused.n_windows if reused is not None else 0
 
         latest_key = self._key(context["handle"], context["index"], model.model_id, "latest")
-        latest = self.memory.get(latest_key) or store.read_forecast(latest_key)
+        latest = self.memory.get(_memory_key(context["namespace"], latest_key)) or store.read_forecast(latest_key)
         stop = len(ends)
         if latest is not None and latest.n_windows == 1 and int(latest.input_end[0]) == int(ends[-1]) and start < stop:
             stop -= 1
