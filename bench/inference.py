@@ -11,6 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from glurpc_lab.forecast import forecast_series, window_ends
 from glurpc_lab.forecast.covariates import calendar_covariates, future_times
+from glurpc_lab.forecast.pipeline import DEFAULT_BATCH_SIZE
 from glurpc_lab.forecast.sampling import mc_dropout_samples
 from glurpc_lab.forecast.scaling import fit_scaler
 from glurpc_lab.forecast.windows import model_inputs
@@ -22,8 +23,8 @@ from bench.timing import time_calls
 
 logger = logging.getLogger(__name__)
 
-FORECAST_BATCH_SIZE = 64
-"""Windows per forward pass in ``forecast_series`` and the engine by default."""
+FORECAST_BATCH_SIZE = DEFAULT_BATCH_SIZE
+"""Windows per forward pass, the default of ``forecast_series`` and the engine."""
 
 
 def last_windows_inputs(model: LoadedModel, series: GlucoseSeries, n_windows: int) -> tuple[tuple[torch.Tensor, ...], np.ndarray]:

@@ -38,6 +38,7 @@ from glurpc_lab.engine.pool import ModelPool, default_devices
 from glurpc_lab.engine.request import ForecastRequest
 from glurpc_lab.engine.scheduler import Priority, Scheduler
 from glurpc_lab.engine.store import Store, default_cache_dir
+from glurpc_lab.forecast.pipeline import DEFAULT_BATCH_SIZE
 from glurpc_lab.forecast.result import DEFAULT_LEVELS, Forecast
 from glurpc_lab.ingest.series import GlucoseSeries
 
@@ -123,7 +124,7 @@ class Engine:
         seed: int = 0,
         model_wait_seconds: float = 600.0,
         interpolation_limit_minutes: int = 45,
-        batch_size: int = 64,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         max_queued_interactive: int = 64,
         max_queued_background: int = 1024,
         memory_cache_bytes: int = DEFAULT_MEMORY_CACHE_BYTES,
