@@ -318,3 +318,18 @@ def test_memory_hit_after_dataset_eviction_raises(tiny_model_path, cache_dir, sm
 
         with pytest.raises(HandleNotFoundError):
             engine.forecast(handle, windows="latest")
+
+
+def test_computed_latest_matches_stored_copy(tiny_model_path, cache_dir, small_export):
+    with _engine(tiny_model_path, cache_dir) as engine:
+        handle = engine.process(small_export).handle
+        computed = engine.forecast(handle, windows="latest")
+        pool = engine.load_models()
+        key = engine._key(handle, 0, pool.model_id, "latest")
+        stored = engine.store.read_forecast(key)
+
+    for name in FORECAST_ARRAYS + ("horizon_minutes", "levels"):
+        assert getattr(computed, name).dtype == getattr(stored, name).dtype, name
+        np.testing.assert_array_equal(getattr(computed, name), getattr(stored, name), err_msg=name)
+    assert computed.metadata == stored.metadata
+    assert (computed.subject, computed.seed, computed.model_id) == (stored.subject, stored.seed, stored.model_id)

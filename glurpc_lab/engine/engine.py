@@ -571,8 +571,9 @@ class Engine:
         if windows == "all":
             self._record_lineage(store, model, key, context)
 
-        # Returning the stored copy keeps dtypes identical between the first and later calls.
-        stored = store.read_forecast(key)
+        # A latest window from forecast_series already has the stored dtypes and JSON-plain
+        # metadata, so only merged windows are read back to keep first and later calls identical.
+        stored = None if windows == "latest" else store.read_forecast(key)
         result = stored if stored is not None else computed
         self.memory.put(_memory_key(context["namespace"], key), result)
         return result
