@@ -174,6 +174,16 @@ def render_markdown(record: dict) -> str:
             )
     if spreads:
         lines += ["", "Fastest to slowest timed call: " + "; ".join(spreads) + "."]
+    batches = []
+    for preset, entry in (record.get("inference") or {}).items():
+        if isinstance(entry, dict) and "batch_size_windows" in entry:
+            theirs = entry.get("predecessor", {}).get("batch_size")
+            batches.append(
+                f"{preset}: glurpc-lab {entry['batch_size_windows']}"
+                + (f", predecessor {theirs} (its service's setting)" if theirs else "")
+            )
+    if batches:
+        lines += ["", "Windows per forward pass (each window runs as n_samples rows): " + "; ".join(batches) + "."]
 
     matmul = record.get("matmul") or {}
     if "best_flops_per_s" in matmul:
