@@ -21,9 +21,9 @@ DEFAULT_BATCH_SIZE = 16
 """Windows per forward pass (each window runs as ``n_samples`` rows).
 
 Measured on a shared 2-core AMD EPYC with torch 2.13 (CPU), fastest of 3 runs of 512 windows
-x 10 samples: the bundled model reached 1,657 window-samples/s at 16 windows per pass against
-1,052 at 64; random published-architecture weights reached 95 at 16 against 78 at 32 (32 windows).
-Larger passes gain nothing on CPU. On a GPU a larger batch may be faster; pass ``batch_size``.
+x 10 samples. The bundled model reached 1,657 window-samples/s at 16 windows per pass against
+1,052 at 64. Random published-architecture weights on 32 windows reached 95 at 16 against 78 at 32.
+On a GPU a larger batch may be faster, so pass ``batch_size`` there.
 """
 
 
@@ -97,12 +97,18 @@ def forecast_series(
         )
     ends = select_windows(all_ends, windows)
 
-    covariates = calendar_covariates(series.time)
-    scaler = fit_scaler(config.scaling, series.glucose, ~np.asarray(series.imputed, dtype=bool), covariates)
-
     past_index = ends[:, None] + np.arange(-config.len_seq + 1, 1)
+    if config.scaling.kind == "fixed":
+        # Fixed ranges ignore the data, so only the windows' own points need covariates.
+        input_covariates = calendar_covariates(series.time[past_index])
+        scaler = fit_scaler(config.scaling, series.glucose, ~np.asarray(series.imputed, dtype=bool), input_covariates)
+    else:
+        covariates = calendar_covariates(series.time)
+        scaler = fit_scaler(config.scaling, series.glucose, ~np.asarray(series.imputed, dtype=bool), covariates)
+        input_covariates = covariates[past_index]
+
     past_glucose = scaler.scale_glucose(series.glucose[past_index])
-    past_covariates = scaler.scale_covariates(covariates[past_index])
+    past_covariates = scaler.scale_covariates(input_covariates)
     time_end = series.time[ends].astype("datetime64[s]")
     future_covariates = scaler.scale_covariates(calendar_covariates(future_times(time_end, horizon)))
 
