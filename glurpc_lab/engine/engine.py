@@ -314,7 +314,7 @@ class Engine:
     def _dataset_size(store: Store, handle: str) -> int:
         if not is_key(handle):
             raise InvalidHandleError(
-                "invalid dataset handle: expected the 64 lowercase hex digits returned by process"
+                "invalid dataset handle: expected the 64 lowercase hex digits returned when the export was uploaded (POST datasets, or Engine.process)"
             )
         size = store.dataset_size(handle)
         if size is None:
@@ -421,7 +421,7 @@ class Engine:
                 self._count("forecast_cache_hits")
                 return ForecastRequest(value=cached)
 
-        self._check_index(index, self._dataset_size(store, handle))
+        index = self._check_index(index, self._dataset_size(store, handle))
         pool = self.load_models()
         key_all = self._key(handle, index, pool.model_id, "all")
         key = key_all if windows == "all" else self._key(handle, index, pool.model_id, "latest")
@@ -432,8 +432,10 @@ class Engine:
                 self._count("forecast_cache_hits")
                 return ForecastRequest(value=cached)
 
-        # Only a computation needs the series itself.
-        series = self.series(handle, index, namespace=namespace)
+        # Only a computation needs the series itself; the handle and index were checked above.
+        series = store.read_series(handle, index)
+        if series is None:
+            raise HandleNotFoundError(f"dataset {handle[:12]}... is no longer stored; upload the file again")
         context = {
             "store": store,
             "series": series,
