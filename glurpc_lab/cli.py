@@ -51,16 +51,17 @@ def _format_next_hour(series, forecast, units: str) -> list[str]:
     return lines
 
 
-def _write_json(path: str, info, forecasts) -> None:
-    """Write the next-hour forecast of every series as JSON."""
+def _write_json(path: str, info, forecasts, units: str) -> None:
+    """Write the next-hour forecast of every series as JSON, glucose in ``units``."""
     payload = {
         "handle": info.handle,
+        "units": units,
         "series": [
             {
                 "subject": forecast.subject,
                 "times": [str(t) for t in forecast.forecast_times(-1)],
                 "levels": forecast.levels.tolist(),
-                "quantiles": forecast.quantiles[-1].tolist(),
+                "quantiles": to_display_units(forecast.quantiles[-1], units).tolist(),
                 "model_id": forecast.model_id,
                 "seed": forecast.seed,
             }
@@ -82,7 +83,7 @@ def _forecast_file(args: argparse.Namespace, path: Path) -> int:
 
     # Files first, so a reader that closes the pipe early (| head) still gets them.
     if args.json:
-        _write_json(args.json, info, forecasts)
+        _write_json(args.json, info, forecasts, args.units)
     if args.html:
         report = Path(write_report(args.html, info, series_list, forecasts, units=args.units)).resolve()
 

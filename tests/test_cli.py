@@ -95,6 +95,7 @@ def test_forecast_in_mmol_per_litre(tmp_path, capsys):
     status = main([
         "forecast", str(CORPORA / "Clarity_Export_synthetic.csv"),
         "--cache-dir", str(tmp_path / "store"), "--samples", "4", "--units", "mmol/L",
+        "--json", str(tmp_path / "forecast.json"),
     ])
 
     output = capsys.readouterr().out
@@ -105,3 +106,6 @@ def test_forecast_in_mmol_per_litre(tmp_path, capsys):
     for median, low, high in steps:
         assert 1.0 < float(median) < 30.0
         assert float(low) <= float(median) <= float(high)
+    payload = json.loads((tmp_path / "forecast.json").read_text())
+    assert payload["units"] == "mmol/L"
+    assert max(max(step) for step in payload["series"][0]["quantiles"]) < 35.0

@@ -159,7 +159,8 @@ function drawChart(svg, data) {
   const yTitle = svgElement("text", { x: 14, y: MARGIN.top + plotHeight / 2, transform: `rotate(-90 14 ${MARGIN.top + plotHeight / 2})`, "text-anchor": "middle" });
   yTitle.textContent = "Glucose (mg/dL)";
   const xTitle = svgElement("text", { x: MARGIN.left + plotWidth / 2, y: HEIGHT - 6, "text-anchor": "middle" });
-  xTitle.textContent = `Device time (input ends ${data.time_end.replace("T", " ").slice(0, 16)})`;
+  const timeLabel = data.time_zone === "UTC" ? "Time (UTC)" : "Device time";
+  xTitle.textContent = `${timeLabel} (input ends ${data.time_end.replace("T", " ").slice(0, 16)})`;
   axes.append(yTitle, xTitle);
   svg.append(axes);
 

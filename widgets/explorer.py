@@ -222,6 +222,7 @@ class ForecastExplorer(anywidget.AnyWidget):
             "is_future": view.is_future,
             "title": window_title(view, self._forecast, self._series.subject),
             "time_end": str(np.datetime_as_string(view.time_end, unit="s")),
+            "time_zone": self._series.quality.time_zone,
             "last_observed": view.last_observed,
             "levels": levels,
             "bands": band_indices,

@@ -337,7 +337,7 @@ def window_figure(
     fig.update_layout(
         title=window_title(view, forecast, series.subject),
         template="plotly_white",
-        xaxis={"title": "Device time", "type": "date", "tickformat": "%H:%M\n%b %d"},
+        xaxis={"title": "Time (UTC)" if series.quality.time_zone == "UTC" else "Device time", "type": "date", "tickformat": "%H:%M\n%b %d"},
         yaxis={"title": f"Glucose ({units})", "rangemode": "tozero"},
         legend={"orientation": "h", "y": -0.2},
         margin={"t": 60, "r": 20, "b": 40, "l": 60},
