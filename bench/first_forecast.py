@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -67,11 +68,64 @@ def warm_start(model_source: str, days: float, *, repeats: int, n_samples: int =
                 process_times.append(parsed - started)
                 forecast_times.append(finished - parsed)
                 totals.append(finished - started)
+        steps = warm_steps(model_source, content, repeats=repeats, n_samples=n_samples)
     return {
         "process_s": summarize_seconds(process_times),
         "forecast_s": summarize_seconds(forecast_times),
         "total_s": summarize_seconds(totals),
+        "steps": steps,
     }
+
+
+def warm_steps(model_source: str, content: bytes, *, repeats: int, n_samples: int) -> dict:
+    """Time each step of the warm path on its own, to show where the first forecast's time goes.
+
+    The steps are parsing the export, writing the dataset to the store, reading
+    the series back, ``forecast_series`` of the latest window and writing the
+    forecast to the store. The engine runs ``forecast_series`` on a scheduler
+    thread, so it is timed on a separate thread here too (on CPU, torch runs
+    small batches more slowly off the main thread).
+    """
+    from glurpc_lab.engine.store import Store
+    from glurpc_lab.forecast import forecast_series
+    from glurpc_lab.ingest import read_export
+    from glurpc_lab.model import load_model
+
+    model = load_model(model_source)
+    times: dict[str, list[float]] = {name: [] for name in ("parse_s", "store_dataset_s", "read_series_s", "forecast_series_s", "store_forecast_s")}
+    with tempfile.TemporaryDirectory(prefix="glurpc-bench-steps-") as folder:
+        store = Store(folder)
+        for attempt in range(repeats + 1):
+            key = f"{attempt + 1:064x}"
+            started = time.perf_counter()
+            dataset = read_export(content)
+            parsed = time.perf_counter()
+            store.write_dataset(key, dataset, {})
+            stored = time.perf_counter()
+            series = store.read_series(key, 0)
+            read = time.perf_counter()
+
+            box: dict = {}
+
+            def run_forecast() -> None:
+                begun = time.perf_counter()
+                box["forecast"] = forecast_series(model, series, n_samples=n_samples, windows="latest")
+                box["seconds"] = time.perf_counter() - begun
+
+            worker = threading.Thread(target=run_forecast)
+            worker.start()
+            worker.join()
+            written = time.perf_counter()
+            store.write_forecast(key, box["forecast"], {"windows": "latest"})
+            finished = time.perf_counter()
+            if attempt == 0:
+                continue
+            times["parse_s"].append(parsed - started)
+            times["store_dataset_s"].append(stored - parsed)
+            times["read_series_s"].append(read - stored)
+            times["forecast_series_s"].append(box["seconds"])
+            times["store_forecast_s"].append(finished - written)
+    return {name: summarize_seconds(values) for name, values in times.items()}
 
 
 def first_forecast_benchmark(model_source: str, days: float, *, warm_repeats: int, n_samples: int = 10) -> dict:

@@ -218,6 +218,18 @@ def render_markdown(record: dict) -> str:
             f"| {_ms(warm['total_s']['p99_s'])} |"
         )
 
+    step_lines = []
+    for preset, entry in (record.get("first_forecast") or {}).items():
+        steps = entry.get("warm", {}).get("steps") if isinstance(entry, dict) else None
+        if steps:
+            step_lines.append(
+                f"{preset}: parse {_ms(steps['parse_s']['median_s'])}, store the dataset {_ms(steps['store_dataset_s']['median_s'])}, "
+                f"read the series {_ms(steps['read_series_s']['median_s'])}, forecast_series on a worker thread "
+                f"{_ms(steps['forecast_series_s']['median_s'])}, store the forecast {_ms(steps['store_forecast_s']['median_s'])}"
+            )
+    if step_lines:
+        lines += ["", "Warm steps timed one by one (medians): " + "; ".join(step_lines) + "."]
+
     cache = record.get("cache") or {}
     lines += ["", "## Cache", ""]
     if "windows" in cache:
