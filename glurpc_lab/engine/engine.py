@@ -460,7 +460,7 @@ class Engine:
         )
 
     def _memory_hit(self, store: Store, handle: str, index: int, windows: str, namespace: str) -> Forecast | None:
-        """Return the forecast from the memory tier, or None; reads nothing from the store's arrays.
+        """Return the forecast from the memory tier without reading the store's arrays, or None.
 
         Only a loaded model has a model id, so before loading nothing can hit.
         The handle must still be stored: an entry whose dataset was evicted
