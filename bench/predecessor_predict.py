@@ -21,42 +21,17 @@ import importlib.metadata
 import json
 import sys
 import time
-import types
+from pathlib import Path
 
 started = time.perf_counter()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-# glucobench.lib.gluformer.model imports these at module level for training and
-# data preparation only; predict() touches none of them, so empty stand-ins let the
-# module import without darts 0.29.0 and its numpy<2 pin.
-STAND_IN_MODULES = ("optuna", "darts", "torch.utils.tensorboard", "glucobench.utils.darts_dataset")
-
-
-class StandIn(types.ModuleType):
-    """Module whose attributes are further stand-ins, enough for import-time names and annotations."""
-
-    def __getattr__(self, name: str) -> StandIn:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return StandIn(f"{self.__name__}.{name}")
-
-
-def import_gluformer():
-    """Import the package's Gluformer class with the stand-ins in place, then remove them."""
-    saved = {name: sys.modules.get(name) for name in STAND_IN_MODULES}
-    try:
-        for name in STAND_IN_MODULES:
-            sys.modules[name] = StandIn(name)
-        from glucobench.lib.gluformer.model import Gluformer
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-    return Gluformer
+# The shared importer replaces the package's training-only imports with stand-ins,
+# so the module imports without darts 0.29.0 and its numpy<2 pin.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from reference_gluformer import import_reference_gluformer  # noqa: E402
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -88,7 +63,7 @@ def main() -> None:
     with np.load(case_path) as case:
         arrays = {name: case[name].astype(np.float32) for name in case.files}
 
-    gluformer_class = import_gluformer()
+    gluformer_class = import_reference_gluformer()
     torch.manual_seed(0)
     model = gluformer_class(**settings)
     imported = time.perf_counter()

@@ -19,7 +19,6 @@ import argparse
 import importlib.metadata
 import json
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -38,36 +37,8 @@ SHARED = dict(
     len_seq=96, len_pred=12, num_dynamic_features=6, num_static_features=1, label_len=32,
 )
 
-# Modules that glucobench.lib.gluformer.model imports for training and data loading
-# only; forward() needs none of them.
-STAND_IN_MODULES = (
-    "tqdm", "six", "optuna", "darts", "torch.utils.tensorboard", "glucobench.utils.darts_dataset",
-)
-
-
-class StandInModule(types.ModuleType):
-    """Module whose every attribute is another stand-in, enough for import-time names and annotations."""
-
-    def __getattr__(self, name: str) -> StandInModule:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return StandInModule(f"{self.__name__}.{name}")
-
-
-def import_reference_gluformer():
-    """Import the package's Gluformer class with stand-ins for its unrelated imports, then remove them."""
-    saved = {name: sys.modules.get(name) for name in STAND_IN_MODULES}
-    try:
-        for name in STAND_IN_MODULES:
-            sys.modules[name] = StandInModule(name)
-        from glucobench.lib.gluformer.model import Gluformer
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-    return Gluformer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from reference_gluformer import import_reference_gluformer  # noqa: E402
 
 
 def randomise_normalisation(model: torch.nn.Module, generator: torch.Generator) -> None:
