@@ -1,0 +1,250 @@
+"""Evaluate a Gluformer and two baselines under the GlucoBench protocol.
+
+Usage: ``glurpc-lab evaluate [--model bundled] [--datasets iglu,colas,hall,weinstock]
+[--seeds 1,2] [--samples 10] [--max-windows N]``. Writes a JSON file and a Markdown table.
+
+For every data set and data seed the series are cleaned and split as GlucoBench does
+(see ``glurpc_lab.training.glucobench``). The scored windows are every stride-1 window
+of each ID-test and OOD series whose targets start at or after
+``max(model input length, GlucoBench's Gluformer input length)``, 12 steps ahead. The
+model, persistence and linear regression (lags + subject code, fitted on the train
+split) are scored on the same windows. Medians are taken over the pooled windows of a
+split and then averaged over the data seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from glurpc_lab.forecast.covariates import calendar_covariates
+from glurpc_lab.forecast.predictive import mixture_quantiles
+from glurpc_lab.forecast.sampling import mc_dropout_samples
+from glurpc_lab.forecast.scaling import fit_scaler
+from glurpc_lab.forecast.windows import model_inputs
+from glurpc_lab.training.baselines import LinearRegressionBaseline, WindowSet, build_windows, persistence_forecast
+from glurpc_lab.training.glucobench import HORIZON, PROTOCOLS, ProtocolSpec, load_protocol_segments, split_protocol
+from glurpc_lab.training.report import write_markdown
+from glurpc_lab.training.scoring import (
+    INTERVAL_LEVELS,
+    calibration_error,
+    interval_coverage,
+    median_errors,
+    mixture_log_likelihood,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+
+MODEL_CHUNK_WINDOWS = 2048
+"""Windows whose inputs are built and sampled at once (bounds memory)."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="glurpc-lab evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="weights: 'bundled' (default), a local weights file, or hf:REPO/FILE[@REVISION]")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with the research data set files")
+    parser.add_argument("--datasets", default=",".join(PROTOCOLS), help="comma-separated data set names (default all four)")
+    parser.add_argument("--seeds", default="1,2", help="comma-separated data seeds of the subject split (default 1,2, as GlucoBench)")
+    parser.add_argument("--samples", type=int, default=10, help="MC-dropout samples per window (default 10)")
+    parser.add_argument("--sample-seed", type=int, default=0, help="seed of the MC-dropout masks and calibration draws (default 0)")
+    parser.add_argument("--max-windows", type=int, default=None,
+                        help="score the model on at most N windows per data set, split and seed, drawn at random "
+                             "(default all); baselines are also scored on all windows")
+    parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default 16)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--json", type=Path, default=Path("docs/model-evaluation.json"), help="output JSON path")
+    parser.add_argument("--markdown", type=Path, default=Path("docs/model-evaluation.md"), help="output Markdown path")
+    args = parser.parse_args(argv)
+
+    args.dataset_names = [name.strip() for name in args.datasets.split(",") if name.strip()]
+    unknown = [name for name in args.dataset_names if name not in PROTOCOLS]
+    if unknown:
+        parser.error(f"unknown data set(s) {', '.join(unknown)}; choose from {', '.join(PROTOCOLS)}")
+    try:
+        args.seed_list = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    except ValueError:
+        parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
+    if args.samples < 1:
+        parser.error(f"--samples must be at least 1, got {args.samples}")
+    if args.max_windows is not None and args.max_windows < 1:
+        parser.error(f"--max-windows must be at least 1, got {args.max_windows}")
+    return args
+
+
+def model_mixture(model, windows: WindowSet, *, n_samples: int, seed: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sample the model's predictive mixture on each window.
+
+    Returns component means ``(W, 12, k)`` and standard deviations ``(W, 1, k)``, mg/dL.
+    Each window reads the last ``len_seq`` points before its targets.
+    """
+    config = model.config
+    if config.scaling.kind != "fixed":
+        # TODO: per-series scaling needs the whole series of each window; only fixed ranges are supported here.
+        raise SystemExit(f"model {model.model_id} uses {config.scaling.kind!r} scaling; evaluate supports fixed scaling only")
+    scaler = fit_scaler(config.scaling, np.zeros(1), np.ones(1, bool), np.zeros((1, 6)))
+
+    means, stds = [], []
+    for first in range(0, len(windows), MODEL_CHUNK_WINDOWS):
+        chunk = windows.subset(np.arange(first, min(first + MODEL_CHUNK_WINDOWS, len(windows))))
+        past_index = chunk.target_start[:, None] + np.arange(-config.len_seq, 0)
+        future_index = chunk.target_start[:, None] + np.arange(HORIZON)
+        past_times = (chunk.minutes[past_index] * 60).astype("datetime64[s]")
+        future_times = (chunk.minutes[future_index] * 60).astype("datetime64[s]")
+
+        inputs = model_inputs(
+            scaler.scale_glucose(chunk.glucose[past_index]),
+            scaler.scale_covariates(calendar_covariates(past_times)),
+            scaler.scale_covariates(calendar_covariates(future_times)),
+            config,
+        )
+        # The key of a window is its target start, unique within one window set.
+        pred, logvar = mc_dropout_samples(model.module, inputs, chunk.target_start, n_samples=n_samples, seed=seed, batch_size=batch_size)
+        means.append(scaler.unscale_glucose(pred))
+        stds.append((np.sqrt(np.exp(logvar.astype(np.float64))) * scaler.glucose_span)[:, None, :])
+
+    if not means:
+        return np.zeros((0, HORIZON, n_samples)), np.ones((0, 1, n_samples))
+    return np.concatenate(means), np.concatenate(stds)
+
+
+def score_model(truth: np.ndarray, means: np.ndarray, stds: np.ndarray, *, seed: int) -> dict:
+    """Score the mixture forecasts: errors of the mixture mean, likelihood, calibration, coverage."""
+    scores = median_errors(means.mean(axis=-1), truth)
+    log_likelihood = mixture_log_likelihood(truth, means, stds)
+    scores["mean_log_likelihood"] = float(log_likelihood.mean())
+    calibration = calibration_error(truth, means, stds, seed=seed)
+    scores["calibration_error"] = float(calibration.mean())
+    scores["calibration_error_per_step"] = calibration.tolist()
+
+    tails = [(1.0 - level) / 2.0 for level in INTERVAL_LEVELS]
+    quantile_levels = np.array(sorted(tails + [1.0 - tail for tail in tails]))
+    quantiles = mixture_quantiles(means, stds[:, 0, :], quantile_levels)
+    coverage = {}
+    for level, tail in zip(INTERVAL_LEVELS, tails):
+        lower = quantiles[..., int(np.argmin(np.abs(quantile_levels - tail)))]
+        upper = quantiles[..., int(np.argmin(np.abs(quantile_levels - (1.0 - tail))))]
+        coverage[f"{round(level * 100)}"] = interval_coverage(truth, lower, upper).tolist()
+    scores["coverage_per_step"] = coverage
+    return scores
+
+
+def evaluate_role(model, windows: WindowSet, linreg: LinearRegressionBaseline, args: argparse.Namespace, seed: int) -> dict:
+    """Score the baselines on all windows of one split, and model and baselines on the model's windows."""
+    result = {"windows": len(windows)}
+    if len(windows) == 0:
+        return result
+
+    linreg_ok = windows.position >= linreg.lags
+    all_windows = {"persistence": median_errors(persistence_forecast(windows), windows.truth())}
+    if linreg_ok.any():
+        scored = windows.subset(np.flatnonzero(linreg_ok))
+        all_windows["linear_regression"] = median_errors(linreg.predict(scored), scored.truth())
+    result["all_windows"] = all_windows
+
+    chosen = np.arange(len(windows))
+    if args.max_windows is not None and len(windows) > args.max_windows:
+        chosen = np.sort(np.random.default_rng(seed).choice(len(windows), args.max_windows, replace=False))
+    sampled = windows.subset(chosen)
+    truth = sampled.truth()
+    started = time.monotonic()
+    means, stds = model_mixture(model, sampled, n_samples=args.samples, seed=args.sample_seed, batch_size=args.batch_size)
+
+    same = {"model": score_model(truth, means, stds, seed=args.sample_seed)}
+    same["model"]["seconds"] = round(time.monotonic() - started, 1)
+    same["persistence"] = median_errors(persistence_forecast(sampled), truth)
+    sampled_ok = sampled.position >= linreg.lags
+    if sampled_ok.any():
+        subset = sampled.subset(np.flatnonzero(sampled_ok))
+        same["linear_regression"] = median_errors(linreg.predict(subset), subset.truth())
+    result["model_windows"] = same
+    return result
+
+
+def evaluate_dataset(model, spec: ProtocolSpec, args: argparse.Namespace) -> dict:
+    """Evaluate one data set over all data seeds; see the module docstring."""
+    by_subject = load_protocol_segments(args.data_dir, spec)
+    context = max(model.config.len_seq, spec.gluformer_input_len)
+    per_seed = {}
+    for seed in args.seed_list:
+        split = split_protocol(by_subject, spec, seed)
+        linreg = LinearRegressionBaseline(spec.linreg_input_len).fit(split.train)
+        entry = {
+            "subjects": len(by_subject),
+            "ood_subjects": len(split.ood_codes),
+            "series": {role: len(getattr(split, role)) for role in ("train", "val", "test", "ood")},
+            "linear_regression_training_windows": linreg.training_windows,
+        }
+        for role, key in (("test", "id"), ("ood", "ood")):
+            windows = build_windows(getattr(split, role), context)
+            entry[key] = evaluate_role(model, windows, linreg, args, seed)
+            logger.info("%s seed %d %s: %d windows scored", spec.name, seed, key, len(windows))
+        per_seed[str(seed)] = entry
+    return {"title": spec.title, "context": context, "linreg_lags": spec.linreg_input_len, "seeds": per_seed,
+            "mean": average_over_seeds(list(per_seed.values()))}
+
+
+def average_over_seeds(entries: list[dict]) -> dict:
+    """Average every number (and list of numbers) found at the same place in each seed's result.
+
+    Window counts are averaged too; a place missing from some seeds is averaged over those
+    that have it.
+    """
+    def merge(values: list):
+        present = [value for value in values if value is not None]
+        if not present:
+            return None
+        first = present[0]
+        if isinstance(first, dict):
+            return {key: merge([value.get(key) for value in present]) for key in first}
+        if isinstance(first, list):
+            return np.mean(np.array(present, dtype=np.float64), axis=0).tolist()
+        if isinstance(first, (int, float)):
+            return float(np.mean(present))
+        return first
+
+    return {key: merge([entry.get(key) for entry in entries]) for key in ("id", "ood")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the evaluation from command-line arguments; return the process exit code."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    torch.set_num_threads(args.threads)
+
+    from glurpc_lab.model import load_model
+
+    model = load_model(args.model)
+    started = time.monotonic()
+    results = {
+        "model_id": model.model_id,
+        "model_source": args.model or "bundled",
+        "input_len": model.config.len_seq,
+        "data_seeds": args.seed_list,
+        "samples": args.samples,
+        "sample_seed": args.sample_seed,
+        "max_windows": args.max_windows,
+        "point_forecast": "mean of the MC-dropout sample means (the mixture mean)",
+        "metric": "median over pooled windows of per-window MSE (mg/dL^2) and MAE (mg/dL), mean over data seeds",
+        "datasets": {},
+    }
+    for name in args.dataset_names:
+        results["datasets"][name] = evaluate_dataset(model, PROTOCOLS[name], args)
+    results["seconds"] = round(time.monotonic() - started, 1)
+
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write_markdown(args.markdown, results, argv_text=" ".join(argv if argv is not None else []))
+    logger.info("wrote %s and %s in %.0f s", args.json, args.markdown, results["seconds"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
