@@ -17,8 +17,8 @@ class WindowSet:
     """Scored windows of a list of series, held as one concatenated array.
 
     A window is identified by ``target_start``, the index of its first forecast step
-    in the concatenation; its 12 targets follow, and all its inputs precede it inside
-    the same series.
+    in the concatenation. Its 12 targets follow that index, and all its inputs
+    precede it inside the same series.
 
     Attributes
     ----------

@@ -1,16 +1,16 @@
 """The GlucoBench evaluation protocol: exact cleaning, segmenting and seeded subject split.
 
-This follows GlucoBench (IrinaStatsLab/GlucoBench at 661d840, ``data_formatter/base.py``
-and ``data_formatter/utils.py``) step by step, so that errors computed on these series
-are comparable with its published tables:
+This follows GlucoBench (IrinaStatsLab/GlucoBench, ``data_formatter/utils.py``) step by
+step, so that errors computed on these series are comparable with its published tables:
 
 1. read the ``id,time,gl`` table with pandas' default type inference (numeric ids become
    integers), drop rows with a missing id, time or glucose, and read glucose as float32;
 2. label-encode the ids in sorted order (numeric order for numeric ids);
-3. per subject in code order: round times to the minute, start a new segment where the
-   gap to the previous reading is strictly greater than the data set's gap threshold,
-   drop segments with fewer raw readings than its minimum, and re-grid each kept
-   segment to 5 minutes from its first reading by linear interpolation in time;
+3. per subject in code order, round times to the minute and start a new segment where
+   the gap to the previous reading is strictly greater than the data set's gap
+   threshold. Segments with fewer raw readings than its minimum are dropped, and each
+   kept segment is re-gridded to 5 minutes from its first reading by linear
+   interpolation in time;
 4. with ``np.random.seed(seed)``, draw ``ceil(0.1 n)`` of the subjects that kept a
    segment with ``np.random.choice`` as out-of-distribution (OOD); every segment of
    those is OOD test, and the last segment(s) of every other subject give the
@@ -37,7 +37,7 @@ GRID_STEP_MINUTES = 5
 
 @dataclass(frozen=True)
 class ProtocolSpec:
-    """GlucoBench settings of one data set (from its ``config/<name>.yaml``).
+    """GlucoBench settings of one data set.
 
     Attributes
     ----------
