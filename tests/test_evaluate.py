@@ -196,3 +196,51 @@ def test_evaluate_iglu_tiny_model(tiny_model_path, tmp_path):
     text = out_md.read_text()
     assert "| Broll (iglu) | ID | 1,420 |" in text
     assert "Windows were subsampled" in text
+
+
+def test_segments_gap_rounding_interpolation():
+    import pandas as pd
+
+    from glurpc_lab.training.glucobench import segment_subjects
+
+    spec = ProtocolSpec("toy", "Toy", "toy.csv", 45, 3, 10, 10, 12, 10)
+    base = pd.Timestamp("2020-01-01 00:00:00")
+    offsets = ["0min", "5min20s", "12min", "57min", "103min", "108min", "200min", "205min", "210min", "211min"]
+    table = pd.DataFrame({
+        "code": 0,
+        "time": [base + pd.Timedelta(offset) for offset in offsets],
+        "gl": np.array([100, 110, 124, 150, 160, 170, 80, 90, 100, 105], dtype=np.float32),
+    })
+    segments = segment_subjects(table, spec)[0]
+
+    # A gap of exactly 45 minutes (12 -> 57) stays inside the segment; 46 minutes (57 -> 103) cuts it.
+    # The 103/108 pair has only 2 readings and is dropped.
+    assert len(segments) == 2
+    first, second = segments
+    np.testing.assert_array_equal(first.minutes - first.minutes[0], np.arange(0, 60, 5))
+    # 5 min 20 s rounds to minute 5; minute 10 interpolates between minutes 5 and 12.
+    assert first.glucose[1] == pytest.approx(110.0)
+    assert first.glucose[2] == pytest.approx(110 + 14 * 5 / 7)
+    assert first.observed.tolist()[:3] == [True, True, False]
+    assert second.glucose.tolist() == [80.0, 90.0, 100.0]
+    assert second.segment == 1
+
+
+def test_per_series_scalers():
+    import dataclasses
+
+    from glurpc_lab.model import GluformerConfig
+    from glurpc_lab.model.config import ScalingPolicy
+    from glurpc_lab.training.evaluate import window_scalers
+
+    series = [make_series(0, 40), Series(1, 1, np.arange(40) * 5, np.linspace(60, 300, 40).astype(np.float32))]
+    windows = build_windows(series, 20)
+    config = dataclasses.replace(GluformerConfig.tiny(), scaling=ScalingPolicy(kind="per-series"))
+    groups = window_scalers(config, windows)
+    assert len(groups) == 2
+    assert groups[1][1].glucose_min == pytest.approx(60.0)
+    assert groups[1][1].glucose_max == pytest.approx(300.0)
+    assert sum(group.size for group, _ in groups) == len(windows)
+
+    fixed = window_scalers(GluformerConfig.tiny(), windows)
+    assert len(fixed) == 1

@@ -33,6 +33,10 @@ class WindowSet:
     position : numpy.ndarray
         ``int64`` offset of ``target_start`` inside its series, ``(W,)``; a window has
         ``position`` points of history.
+    series_index : numpy.ndarray
+        ``int64`` index into the list of series of every point, ``(N,)``.
+    observed : numpy.ndarray
+        ``bool``, True where a point is a reading rather than interpolated, ``(N,)``.
     """
 
     glucose: np.ndarray
@@ -40,13 +44,17 @@ class WindowSet:
     code: np.ndarray
     target_start: np.ndarray
     position: np.ndarray
+    series_index: np.ndarray
+    observed: np.ndarray
 
     def __len__(self) -> int:
         return int(self.target_start.shape[0])
 
     def subset(self, index: np.ndarray) -> WindowSet:
         """Return the windows ``index`` (same concatenated arrays)."""
-        return WindowSet(self.glucose, self.minutes, self.code, self.target_start[index], self.position[index])
+        return WindowSet(
+            self.glucose, self.minutes, self.code, self.target_start[index], self.position[index], self.series_index, self.observed
+        )
 
     def truth(self) -> np.ndarray:
         """Return the observed targets in mg/dL, ``float64``, ``(W, 12)``."""
@@ -68,13 +76,15 @@ def build_windows(series_list: list[Series], context: int) -> WindowSet:
     This is GlucoBench's deep-model rule: a series of ``n`` points gives the windows with
     targets starting at ``context, context + 1, ..., n - 12``.
     """
-    glucose, minutes, codes, starts, positions = [], [], [], [], []
+    glucose, minutes, codes, starts, positions, indices, observed = [], [], [], [], [], [], []
     offset = 0
-    for series in series_list:
+    for index, series in enumerate(series_list):
         n = len(series)
         glucose.append(series.glucose)
         minutes.append(series.minutes)
         codes.append(np.full(n, series.code, dtype=np.int64))
+        indices.append(np.full(n, index, dtype=np.int64))
+        observed.append(np.ones(n, dtype=bool) if series.observed is None else series.observed)
         local = np.arange(context, n - HORIZON + 1, dtype=np.int64)
         starts.append(local + offset)
         positions.append(local)
@@ -89,6 +99,8 @@ def build_windows(series_list: list[Series], context: int) -> WindowSet:
         code=joined(codes, np.int64),
         target_start=joined(starts, np.int64),
         position=joined(positions, np.int64),
+        series_index=joined(indices, np.int64),
+        observed=joined(observed, bool),
     )
 
 

@@ -79,6 +79,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def window_scalers(config, windows: WindowSet) -> list[tuple[np.ndarray, object]]:
+    """Group the windows by the scaler that the model's scaling policy gives them.
+
+    Returns ``(window indices, Scaler)`` pairs. Under fixed scaling that is one group.
+    Under per-series scaling each ID-test or OOD series gets the ranges of its own
+    readings and grid times, as ``forecast_series`` fits them on a whole upload.
+    """
+    if config.scaling.kind == "fixed":
+        return [(np.arange(len(windows)), fit_scaler(config.scaling, np.zeros(1), np.ones(1, bool), np.zeros((1, 6))))]
+
+    groups = []
+    window_series = windows.series_index[windows.target_start]
+    for index in np.unique(window_series):
+        points = np.flatnonzero(windows.series_index == index)
+        times = (windows.minutes[points] * 60).astype("datetime64[s]")
+        scaler = fit_scaler(config.scaling, windows.glucose[points], windows.observed[points], calendar_covariates(times))
+        groups.append((np.flatnonzero(window_series == index), scaler))
+    return groups
+
+
 def model_mixture(model, windows: WindowSet, *, n_samples: int, seed: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Sample the model's predictive mixture on each window.
 
@@ -86,33 +106,30 @@ def model_mixture(model, windows: WindowSet, *, n_samples: int, seed: int, batch
     Each window reads the last ``len_seq`` points before its targets.
     """
     config = model.config
-    if config.scaling.kind != "fixed":
-        # TODO: per-series scaling needs the whole series of each window; only fixed ranges are supported here.
-        raise SystemExit(f"model {model.model_id} uses {config.scaling.kind!r} scaling; evaluate supports fixed scaling only")
-    scaler = fit_scaler(config.scaling, np.zeros(1), np.ones(1, bool), np.zeros((1, 6)))
+    means = np.zeros((len(windows), HORIZON, n_samples))
+    stds = np.ones((len(windows), 1, n_samples))
+    for group, scaler in window_scalers(config, windows):
+        for first in range(0, group.size, MODEL_CHUNK_WINDOWS):
+            chosen = group[first : first + MODEL_CHUNK_WINDOWS]
+            chunk = windows.subset(chosen)
+            past_index = chunk.target_start[:, None] + np.arange(-config.len_seq, 0)
+            future_index = chunk.target_start[:, None] + np.arange(HORIZON)
+            past_times = (chunk.minutes[past_index] * 60).astype("datetime64[s]")
+            future_times = (chunk.minutes[future_index] * 60).astype("datetime64[s]")
 
-    means, stds = [], []
-    for first in range(0, len(windows), MODEL_CHUNK_WINDOWS):
-        chunk = windows.subset(np.arange(first, min(first + MODEL_CHUNK_WINDOWS, len(windows))))
-        past_index = chunk.target_start[:, None] + np.arange(-config.len_seq, 0)
-        future_index = chunk.target_start[:, None] + np.arange(HORIZON)
-        past_times = (chunk.minutes[past_index] * 60).astype("datetime64[s]")
-        future_times = (chunk.minutes[future_index] * 60).astype("datetime64[s]")
-
-        inputs = model_inputs(
-            scaler.scale_glucose(chunk.glucose[past_index]),
-            scaler.scale_covariates(calendar_covariates(past_times)),
-            scaler.scale_covariates(calendar_covariates(future_times)),
-            config,
-        )
-        # The key of a window is its target start, unique within one window set.
-        pred, logvar = mc_dropout_samples(model.module, inputs, chunk.target_start, n_samples=n_samples, seed=seed, batch_size=batch_size)
-        means.append(scaler.unscale_glucose(pred))
-        stds.append((np.sqrt(np.exp(logvar.astype(np.float64))) * scaler.glucose_span)[:, None, :])
-
-    if not means:
-        return np.zeros((0, HORIZON, n_samples)), np.ones((0, 1, n_samples))
-    return np.concatenate(means), np.concatenate(stds)
+            inputs = model_inputs(
+                scaler.scale_glucose(chunk.glucose[past_index]),
+                scaler.scale_covariates(calendar_covariates(past_times)),
+                scaler.scale_covariates(calendar_covariates(future_times)),
+                config,
+            )
+            # The key of a window is its target start, unique within one window set.
+            pred, logvar = mc_dropout_samples(
+                model.module, inputs, chunk.target_start, n_samples=n_samples, seed=seed, batch_size=batch_size
+            )
+            means[chosen] = scaler.unscale_glucose(pred)
+            stds[chosen] = (np.sqrt(np.exp(logvar.astype(np.float64))) * scaler.glucose_span)[:, None, :]
+    return means, stds
 
 
 def score_model(truth: np.ndarray, means: np.ndarray, stds: np.ndarray, *, seed: int) -> dict:

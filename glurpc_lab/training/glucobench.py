@@ -101,19 +101,24 @@ class Series:
         ``int64`` grid times in minutes since the Unix epoch, ``(n,)``.
     glucose : numpy.ndarray
         ``float32`` glucose in mg/dL, ``(n,)``.
+    observed : numpy.ndarray or None
+        ``bool``, True where a grid point coincides with a reading, ``(n,)``;
+        None means every point counts as observed.
     """
 
     code: int
     segment: int
     minutes: np.ndarray
     glucose: np.ndarray
+    observed: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.glucose.shape[0])
 
     def slice(self, start: int | None, stop: int | None) -> Series:
         """Return the points ``[start:stop]`` as a new series of the same segment."""
-        return Series(self.code, self.segment, self.minutes[start:stop], self.glucose[start:stop])
+        observed = None if self.observed is None else self.observed[start:stop]
+        return Series(self.code, self.segment, self.minutes[start:stop], self.glucose[start:stop], observed)
 
     @property
     def times(self) -> np.ndarray:
@@ -205,7 +210,8 @@ def segment_subjects(table: pd.DataFrame, spec: ProtocolSpec) -> dict[int, list[
                 )
             grid = np.arange(part_minutes[0], part_minutes[-1] + 1, GRID_STEP_MINUTES, dtype=np.int64)
             gridded = np.interp(grid, part_minutes, part_values.astype(np.float64)).astype(np.float32)
-            by_subject.setdefault(int(code), []).append(Series(int(code), segment_index, grid, gridded))
+            observed = np.isin(grid, part_minutes)
+            by_subject.setdefault(int(code), []).append(Series(int(code), segment_index, grid, gridded, observed))
             segment_index += 1
     return by_subject
 
