@@ -211,8 +211,8 @@ def evaluate_dataset(model, spec: ProtocolSpec, args: argparse.Namespace) -> dic
 def average_over_seeds(entries: list[dict]) -> dict:
     """Average every number (and list of numbers) found at the same place in each seed's result.
 
-    Window counts are averaged too; a place missing from some seeds is averaged over those
-    that have it.
+    Window counts are averaged too. A place missing from some seeds is averaged over the
+    seeds that have it.
     """
     def merge(values: list):
         present = [value for value in values if value is not None]
