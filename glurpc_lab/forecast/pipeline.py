@@ -20,10 +20,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 16
 """Windows per forward pass (each window runs as ``n_samples`` rows).
 
-Measured on a shared 2-core AMD EPYC with torch 2.13 (CPU), fastest of 3 runs of 512 windows
-x 10 samples. The bundled model reached 1,657 window-samples/s at 16 windows per pass against
-1,052 at 64. Random published-architecture weights on 32 windows reached 95 at 16 against 78 at 32.
-On a GPU a larger batch may be faster, so pass ``batch_size`` there.
+Measured on an idle 2-core AMD EPYC with torch 2.13 (CPU), fastest of 2 runs, in window-samples
+per second. The bundled model on 512 windows x 10 samples reached 1,650 at 8 windows per pass,
+1,388 at 16 and 1,245 at 64. Random published-architecture weights on 32 windows reached 126 at 8,
+117 at 16 and 103 at 32. With other jobs on the CPU, 16 was as fast as 8, so the two are within
+noise and larger passes are slower. On a GPU a larger batch may be faster, so pass ``batch_size`` there.
 """
 
 
