@@ -9,6 +9,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, List, Unicode, validate
 
 from glurpc_lab.engine import Engine
+from glurpc_lab.forecast.pipeline import DEFAULT_BATCH_SIZE
 from glurpc_lab.ingest import MAX_INPUT_BYTES
 from glurpc_lab.server.handlers import route_table
 
@@ -78,7 +79,7 @@ class GlurpcLabApp(ExtensionApp):
         help="After process_unified, compute the first series' forecasts in the background.",
     )
     batch_size = Int(
-        64,
+        DEFAULT_BATCH_SIZE,
         config=True,
         help="Windows per forward pass; halved on a device after it runs out of memory.",
     )
