@@ -248,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         "samples": args.samples,
         "sample_seed": args.sample_seed,
         "max_windows": args.max_windows,
+        "threads": args.threads,
         "point_forecast": "mean of the MC-dropout sample means (the mixture mean)",
         "metric": "median over pooled windows of per-window MSE (mg/dL^2) and MAE (mg/dL), mean over data seeds",
         "datasets": {},

@@ -19,24 +19,25 @@ def _windows(value) -> str:
 
 def render_markdown(results: dict, argv_text: str = "") -> str:
     """Return the evaluation page: protocol, accuracy table, probabilistic scores and coverage."""
-    seeds = ", ".join(str(seed) for seed in results["data_seeds"])
+    seeds = " and ".join(str(seed) for seed in results["data_seeds"])
+    threads = f" with {results['threads']} torch CPU threads" if results.get("threads") else ""
     subsampled = results["max_windows"] is not None
     lines = [
         "# Model evaluation under the GlucoBench protocol",
         "",
-        f"Model `{results['model_id']}` (input length {results['input_len']} points), data seeds {seeds}, "
+        f"Model `{results['model_id']}` (input length {results['input_len']} points). Data seeds {seeds}. "
         f"{results['samples']} MC-dropout samples per window (sample seed {results['sample_seed']}). "
-        f"Run time {results['seconds']:.0f} s.",
+        f"Run time {results['seconds']:.0f} s{threads}.",
         "",
         f"Command: `glurpc-lab evaluate {argv_text}`".rstrip() if argv_text else "Command: `glurpc-lab evaluate`",
         "",
         "## Protocol",
         "",
-        "- Cleaning and split as GlucoBench does it: times rounded to the minute, segments cut at gaps longer "
-        "than 45 min (30 for Hall), segments with fewer than 240 readings (192 for Colas and Hall) dropped, "
-        "5-minute re-gridding by linear interpolation, 10% of the subjects held out as OOD with "
-        "`np.random.seed(seed)` and `np.random.choice` over the label-encoded ids, ID test from the last "
-        "segment(s) of every other subject.",
+        "- Cleaning as GlucoBench does it: times are rounded to the minute, and segments are cut at gaps longer "
+        "than 45 min (30 for Hall). Segments with fewer than 240 readings (192 for Colas and Hall) are dropped, "
+        "and the rest are re-gridded to 5 minutes by linear interpolation.",
+        "- Split as GlucoBench does it: 10% of the subjects are held out as OOD with `np.random.seed(seed)` and "
+        "`np.random.choice` over the label-encoded ids. ID test comes from the last segment(s) of every other subject.",
         "- Windows: every stride-1 window of each ID-test and OOD series whose targets start at or after "
         "max(model input length, GlucoBench's Gluformer input length: 96, or 144 for Weinstock); 12 steps (1 h).",
         "- Accuracy: median over the pooled windows of a split of per-window MSE (mg/dL²) and MAE (mg/dL), "
