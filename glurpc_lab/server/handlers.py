@@ -23,6 +23,7 @@ import time
 import traceback
 from concurrent.futures import CancelledError
 
+import tornado.httputil
 import tornado.web
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import APIHandler
@@ -37,6 +38,8 @@ from glurpc_lab.engine.errors import (
     SeriesIndexError,
 )
 from glurpc_lab.engine.keys import DEFAULT_NAMESPACE, namespace_for_user
+from glurpc_lab.ingest import read_export
+from glurpc_lab.ingest.unified_export import to_unified_csv
 from glurpc_lab.server import wire
 
 logger = logging.getLogger(__name__)
@@ -208,7 +211,25 @@ class UploadHandler(GlurpcHandler):
                 f"upload is larger than the {limit_mib:.1f} MiB limit "
                 "(GlurpcLabApp.max_upload_bytes); upload a shorter export",
             )
-        return b"".join(self._chunks)
+        body = b"".join(self._chunks)
+        content_type = self.request.headers.get("Content-Type", "")
+        if content_type.startswith("multipart/form-data"):
+            return self._multipart_file(content_type, body)
+        return body
+
+    def _multipart_file(self, content_type: str, body: bytes) -> bytes:
+        """Return the uploaded file of a multipart form: field ``file``, or the only file sent."""
+        arguments: dict = {}
+        files: dict = {}
+        tornado.httputil.parse_body_arguments(content_type, body, arguments, files)
+        uploads = files.get("file") or [upload for field in files.values() for upload in field]
+        if len(uploads) != 1:
+            raise RequestError(
+                400,
+                f"the multipart form contains {len(uploads)} files; send exactly one, as the field "
+                "'file' (curl -F file=@EXPORT.csv), or send the file's bytes as the body",
+            )
+        return uploads[0]["body"]
 
     def json_body(self) -> dict:
         """Parse the request body as a JSON object."""
@@ -220,6 +241,26 @@ class UploadHandler(GlurpcHandler):
         if not isinstance(data, dict):
             raise RequestError(422, "request body must be a JSON object")
         return data
+
+
+@tornado.web.stream_request_body
+class ConvertToUnifiedHandler(UploadHandler):
+    """``POST convert_to_unified``: gluRPC's conversion call; the export as form field ``file`` or as the body.
+
+    Replies ``{"csv_content": ..., "error": null}`` with the gridded series as
+    cgm-format's unified CSV; unlike gluRPC, a file that cannot be read gets a
+    400 with the error instead of a 200.
+    """
+
+    @tornado.web.authenticated
+    @json_errors
+    async def post(self):
+        content = self.upload_body()
+        if not content:
+            raise RequestError(400, "the request body is empty; send the export as form field 'file' or as the body")
+        dataset = await self.run_blocking(read_export, content)
+        csv_content = await self.run_blocking(to_unified_csv, dataset)
+        self.send_json({"csv_content": csv_content, "error": None})
 
 
 # ---------------------------------------------------------------- health
@@ -578,6 +619,7 @@ def route_table() -> list[tuple[str, type]]:
         (rf"glurpc-lab/datasets/{handle}/series/([^/]+)", SeriesHandler),
         (rf"glurpc-lab/datasets/{handle}/series/([^/]+)/forecasts", ForecastHandler),
         (rf"glurpc-lab/datasets/{handle}/series/([^/]+)/plot", PlotHandler),
+        (r"glurpc-lab/convert_to_unified", ConvertToUnifiedHandler),
         (r"glurpc-lab/process_unified", ProcessUnifiedHandler),
         (r"glurpc-lab/draw_a_plot", DrawPlotHandler),
         (r"glurpc-lab/quick_plot", QuickPlotHandler),
