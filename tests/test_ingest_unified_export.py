@@ -19,4 +19,4 @@ def test_unified_csv_round_trip():
     assert again.source_format == "unified"
     assert len(again.series[0]) == len(original.series[0])
     assert np.array_equal(again.series[0].time, original.series[0].time)
-    assert np.abs(again.series[0].glucose - original.series[0].glucose).max() <= 0.05 + 1e-6
+    assert np.abs(again.series[0].glucose - original.series[0].glucose).max() <= 0.05 + 1e-4  # 0.1 mg/dL rounding in the CSV, plus float32 error
