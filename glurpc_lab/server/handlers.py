@@ -467,6 +467,11 @@ class GlurpcCompatHandler(UploadHandler):
             raise RequestError(413, "the decoded upload is larger than GlurpcLabApp.max_upload_bytes")
         return content
 
+    def upload_request(self) -> tuple[bytes, bool]:
+        """Parse a ``{csv_base64, force_calculate}`` body into the export bytes and the force flag."""
+        data = self.json_body()
+        return self.csv_bytes(data), self.flag(data, "force_calculate")
+
     @staticmethod
     def flag(data: dict, name: str) -> bool:
         """Return the optional boolean field ``name`` (False when absent)."""
@@ -494,9 +499,7 @@ class ProcessUnifiedHandler(GlurpcCompatHandler):
     @tornado.web.authenticated
     @json_errors
     async def post(self):
-        data = self.json_body()
-        content = self.csv_bytes(data)
-        force = self.flag(data, "force_calculate")
+        content, force = self.upload_request()
 
         namespace = self.namespace
         info = await self.run_blocking(self.engine.process, content, namespace=namespace)
@@ -561,9 +564,7 @@ class QuickPlotHandler(GlurpcCompatHandler):
     @tornado.web.authenticated
     @json_errors
     async def post(self):
-        data = self.json_body()
-        content = self.csv_bytes(data)
-        force = self.flag(data, "force_calculate")
+        content, force = self.upload_request()
         namespace = self.namespace
 
         def plot() -> dict:
