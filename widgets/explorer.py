@@ -183,12 +183,16 @@ class ForecastExplorer(anywidget.AnyWidget):
             self._send_custom(*self.window_message(self.window))
 
     def _fail(self, exc: Exception) -> None:
-        self.status = "error"
         if isinstance(exc, ValueError):
             # IngestError is a ValueError whose message is written to be shown to the user.
-            self.error = str(exc)
+            message = str(exc)
         else:
-            self.error = f"Processing failed ({type(exc).__name__}). The kernel log has the details."
+            message = f"Processing failed ({type(exc).__name__}). The kernel log has the details."
+
+        # One sync message for both traits, so the browser never shows the error state without its text.
+        with self.hold_sync():
+            self.error = message
+            self.status = "error"
         logger.warning("explorer load failed: %s", type(exc).__name__)
 
     def window_message(self, window: int, request_id: str | None = None) -> tuple[dict, list[bytes]]:
