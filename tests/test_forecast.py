@@ -21,7 +21,7 @@ from glurpc_lab.ingest.quality import QualityReport
 from glurpc_lab.ingest.series import GlucoseSeries
 from glurpc_lab.model import GluformerConfig, ScalingPolicy, load_model
 from glurpc_lab.model.gluformer import Gluformer
-from glurpc_lab.training.data import DATASETS, read_table, subject_segments
+from glurpc_lab.training.glucobench import PROTOCOLS, load_protocol_segments
 
 DATASETS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 CORPORA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
@@ -49,17 +49,15 @@ def make_series(segment_lengths: list[int], imputed_at: tuple[int, ...] = ()) ->
 @pytest.fixture(scope="module")
 def iglu_series() -> GlucoseSeries:
     """Subject 4 of the iglu research set (Broll, GPL-2), first two segments, on the 5-minute grid."""
-    spec = DATASETS[0]
-    path = DATASETS_DIR / spec.filename
-    if not path.is_file():
+    spec = PROTOCOLS["iglu"]
+    if not (DATASETS_DIR / spec.filename).is_file():
         pytest.skip(f"shared research data set {spec.filename} not found under {DATASETS_DIR}")
-    table = read_table(path)
-    rows = table[table["id"] == "Subject 4"]
-    parts = subject_segments(rows["time"].to_numpy(), rows["gl"].to_numpy(), spec, "Subject 4")[:2]
+    # Label codes follow the sorted ids, so "Subject 4" has code 3.
+    parts = load_protocol_segments(DATASETS_DIR, spec)[3][:2]
     n = sum(len(part) for part in parts)
     return GlucoseSeries(
         "Subject 4",
-        np.concatenate([part.time for part in parts]),
+        np.concatenate([part.times for part in parts]),
         np.concatenate([part.glucose for part in parts]),
         np.concatenate([np.full(len(part), i, np.int32) for i, part in enumerate(parts)]),
         np.zeros(n, bool), np.zeros(n, np.int8), QualityReport(),
@@ -168,7 +166,7 @@ def test_forecast_shapes_and_truth(tiny_model, iglu_series):
 
     assert forecast.quantiles.shape == (20, 12, 7)
     assert forecast.sample_mean.shape == (20, 12, 3)
-    assert forecast.sample_std.shape == (20, 3)
+    assert forecast.sample_std.shape == (20, 12, 3)
     assert forecast.truth.shape == (20, 12)
     np.testing.assert_array_equal(forecast.input_end, np.arange(95, 115))
     np.testing.assert_array_equal(forecast.truth, iglu_series.glucose[np.arange(96, 116)[:, None] + np.arange(12)])
@@ -259,7 +257,7 @@ def test_std_converted_to_mgdl(tiny_model, iglu_series):
     pred, logvar = mc_dropout_samples(tiny_model.module, inputs, ends, n_samples=2, seed=0)
 
     span = config.scaling.glucose_max - config.scaling.glucose_min
-    np.testing.assert_allclose(forecast.sample_std, np.exp(logvar / 2) * span, rtol=1e-5)
+    np.testing.assert_allclose(forecast.sample_std, np.broadcast_to((np.exp(logvar / 2) * span)[:, None, :], forecast.sample_std.shape), rtol=1e-5)
     np.testing.assert_allclose(forecast.sample_mean, pred * span + config.scaling.glucose_min, rtol=1e-5)
 
 
@@ -315,4 +313,4 @@ def test_empty_window_slice(tiny_model, iglu_series):
     assert forecast.n_windows == 0
     assert forecast.quantiles.shape == (0, 12, 7)
     assert forecast.sample_mean.shape == (0, 12, 2)
-    assert forecast.sample_std.shape == (0, 2)
+    assert forecast.sample_std.shape == (0, 12, 2)

@@ -75,7 +75,7 @@ def make_forecast(series: GlucoseSeries, input_end: list[int], seed: int = 0) ->
         levels=levels,
         quantiles=quantiles,
         sample_mean=np.repeat(quantiles[:, :, 3:4], samples, axis=2),
-        sample_std=np.ones((windows, samples), dtype=np.float32),
+        sample_std=np.ones((windows, 12, samples), dtype=np.float32),
         truth=truth,
         seed=seed,
         model_id="test-model-0123abcd",

@@ -41,7 +41,7 @@ def _array_forecast(series, windows: int, samples: int = 4) -> Forecast:
         levels=levels,
         quantiles=quantiles,
         sample_mean=rng.normal(120, 20, size=(windows, horizon, samples)).astype(np.float32),
-        sample_std=rng.uniform(5, 15, size=(windows, samples)).astype(np.float32),
+        sample_std=rng.uniform(5, 15, size=(windows, 12, samples)).astype(np.float32),
         truth=truth,
         seed=11,
         model_id="tiny-0123456789ab",

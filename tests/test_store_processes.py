@@ -41,7 +41,7 @@ def forecast(number):
         horizon_minutes=np.arange(5, 65, 5), levels=np.asarray(DEFAULT_LEVELS),
         quantiles=rng.normal(120, 20, (windows, 12, len(DEFAULT_LEVELS))).astype(np.float32),
         sample_mean=rng.normal(120, 20, (windows, 12, 3)).astype(np.float32),
-        sample_std=rng.uniform(5, 15, (windows, 3)).astype(np.float32),
+        sample_std=rng.uniform(5, 15, (windows, 12, 3)).astype(np.float32),
         truth=rng.normal(120, 20, (windows, 12)).astype(np.float32),
         seed=number, model_id="tiny-test", metadata={"number": number},
     )

@@ -11,70 +11,143 @@ import pytest
 import torch
 
 from glurpc_lab.model import load_model
-from glurpc_lab.training.data import DatasetSpec, split_subjects, subject_segments
+from glurpc_lab.forecast.calibration import component_stds
+from glurpc_lab.forecast.windows import model_inputs
+from glurpc_lab.model.config import GluformerConfig
+from glurpc_lab.model.gluformer import Gluformer
+from glurpc_lab.training.calibrate import dataset_weights, fit_step_factors
+from glurpc_lab.training.corpus import build_corpus, first_scored_index
+from glurpc_lab.training.glucobench import PROTOCOLS, ProtocolSpec, Series, load_protocol_segments, split_protocol
 from glurpc_lab.training.train import gaussian_nll, main
 
 DATASETS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-SPEC = DatasetSpec("test", "unused.csv", gap_minutes=45, min_readings=5, test_points=10)
 
 
-def minutes(*values: float) -> np.ndarray:
-    return (np.datetime64("2024-01-01T00:00:00", "s") + (np.array(values) * 60).astype("timedelta64[s]"))
+SPEC = ProtocolSpec("test", "Test", "unused.csv", gap_minutes=45, min_readings=5, length_segment=10,
+                    max_length_input=20, linreg_input_len=4, gluformer_input_len=8)
 
 
-def test_segments_split_at_long_gaps():
-    times = minutes(0, 5, 10, 15, 20, 25, 100, 105, 110, 115, 120, 125)
-    glucose = np.arange(12, dtype=float) + 100
-
-    segments = subject_segments(times, glucose, SPEC, "a")
-
-    assert [len(segment) for segment in segments] == [6, 6]
-    assert segments[1].time[0] == minutes(100)[0]
+def series(code: int, segment: int, n: int) -> Series:
+    minutes = np.arange(n, dtype=np.int64) * 5 + 1_000_000 * (segment + 1)
+    return Series(code, segment, minutes, np.full(n, 100.0, np.float32))
 
 
-def test_segments_interpolate_short_gaps():
-    times = minutes(0, 5, 10, 40, 45)
-    glucose = np.array([100.0, 100.0, 100.0, 160.0, 160.0])
+def test_corpus_leaves_out_every_seeds_ood_subjects():
+    by_subject = {code: [series(code, code, 200)] for code in range(30)}
 
-    (segment,) = subject_segments(times, glucose, SPEC, "a")
+    corpus = build_corpus(by_subject, SPEC, input_len=12, seeds=(1, 2))
 
-    assert len(segment) == 10
-    np.testing.assert_allclose(segment.glucose[2:7], [100, 110, 120, 130, 140])
-
-
-def test_segments_round_to_minute_and_drop_duplicates():
-    times = minutes(0, 0.2, 5.4, 10, 15, 20)
-    glucose = np.array([100.0, 999.0, 105.0, 110.0, 115.0, 120.0])
-
-    (segment,) = subject_segments(times, glucose, SPEC, "a")
-
-    np.testing.assert_allclose(segment.glucose, [100, 105, 110, 115, 120])
+    ood = set()
+    for seed in (1, 2):
+        ood |= set(split_protocol(by_subject, SPEC, seed).ood_codes)
+    assert set(corpus.excluded_subjects) == ood
+    assert len(ood) > math.ceil(30 * 0.1)  # the two seeds hold out different subjects
+    assert not ood & {item.code for item in corpus.train + corpus.val}
+    assert {item.code for item in corpus.train} == set(range(30)) - ood
 
 
-def test_short_segments_dropped():
-    times = minutes(0, 5, 10, 15, 200, 205, 210, 215, 220)
+def test_corpus_stops_before_the_first_scored_target():
+    # 200 >= 20 + 3 * 10: train [:180], validation [160:190], test [170:] of the segment.
+    by_subject = {code: [series(code, code, 200)] for code in range(10)}
+    split = split_protocol(by_subject, SPEC, 1)
 
-    segments = subject_segments(times, np.full(9, 100.0), SPEC, "a")
+    corpus = build_corpus(by_subject, SPEC, input_len=12, seeds=(1,))
 
-    assert [len(segment) for segment in segments] == [5]
+    first_scored = {test.code: test.minutes[first_scored_index(SPEC, 12)] for test in split.test}
+    assert first_scored_index(SPEC, 12) == 12
+    for item in corpus.train + corpus.val:
+        assert item.minutes[-1] < first_scored[item.code]
+    # Train keeps [:182] minus the scored part: test starts at 170 and is scored from 182.
+    assert {len(item) for item in corpus.train} == {180}
+    assert {len(item) for item in corpus.val} == {22}
 
 
-def test_split_holds_out_subjects_by_seed():
-    by_subject = {f"s{i:02d}": subject_segments(minutes(*range(0, 1000, 5)), np.full(200, 100.0), SPEC, f"s{i:02d}") for i in range(20)}
+def test_real_corpus_has_no_scored_target():
+    if not (DATASETS_DIR / "Hall2018_processed_akhil.csv").is_file():
+        pytest.skip(f"shared research data sets not found under {DATASETS_DIR}")
+    spec = PROTOCOLS["hall"]
+    by_subject = load_protocol_segments(DATASETS_DIR, spec)
 
-    first = split_subjects(by_subject, SPEC, input_len=12, seed=0)
-    again = split_subjects(by_subject, SPEC, input_len=12, seed=0)
-    other = split_subjects(by_subject, SPEC, input_len=12, seed=1)
+    corpus = build_corpus(by_subject, spec, input_len=96)
 
-    ood_subjects = {segment.subject for segment in first.ood}
-    assert len(ood_subjects) == math.ceil(20 * 0.1)
-    assert ood_subjects == {segment.subject for segment in again.ood}
-    assert ood_subjects != {segment.subject for segment in other.ood}
-    assert not ood_subjects & {segment.subject for segment in first.train}
-    # 200 points >= 12 + 3 * 10, so each subject gets train, validation and test parts.
-    assert len(first.val) == len(first.test) == 18
-    assert {len(segment) for segment in first.test} == {22}
-    assert {len(segment) for segment in first.val} == {22}
+    seen = {(item.code, int(minute)) for item in corpus.train + corpus.val for minute in item.minutes}
+    for seed in (1, 2):
+        split = split_protocol(by_subject, spec, seed)
+        offset = first_scored_index(spec, 96)
+        scored = {(test.code, int(minute)) for test in split.test for minute in test.minutes[offset:]}
+        scored |= {(item.code, int(minute)) for item in split.ood for minute in item.minutes}
+        assert not seen & scored
+    assert len(corpus.train) > 50
+
+
+def test_anchored_model_outputs_persistence_when_network_is_zero():
+    config = GluformerConfig.tiny()
+    config = GluformerConfig(**{**config.to_dict(), "scaling": config.scaling, "anchor": "last", "anchor_gain": 10.0})
+    torch.manual_seed(0)
+    model = Gluformer(config).eval()
+    torch.nn.init.zeros_(model.projection.weight)
+    torch.nn.init.zeros_(model.projection.bias)
+    past = torch.rand(3, config.len_seq)
+    inputs = model_inputs(past.numpy(), np.zeros((3, config.len_seq, 6)), np.zeros((3, config.len_pred, 6)), config)
+
+    pred, _ = model(*inputs)
+
+    torch.testing.assert_close(pred[:, :, 0], past[:, -1:].expand(3, config.len_pred))
+
+
+def test_anchored_model_is_shift_equivariant():
+    base = GluformerConfig.tiny()
+    config = GluformerConfig(**{**base.to_dict(), "scaling": base.scaling, "anchor": "last", "anchor_gain": 10.0})
+    torch.manual_seed(0)
+    model = Gluformer(config).eval()
+    past = np.random.default_rng(0).random((2, config.len_seq)).astype(np.float32)
+    marks, future = np.zeros((2, config.len_seq, 6)), np.zeros((2, config.len_pred, 6))
+
+    pred, logvar = model(*model_inputs(past, marks, future, config))
+    shifted, shifted_logvar = model(*model_inputs(past + 0.25, marks, future, config))
+
+    torch.testing.assert_close(shifted, pred + 0.25)
+    torch.testing.assert_close(shifted_logvar, logvar)
+
+
+def test_fit_step_factors_reaches_the_level():
+    rng = np.random.default_rng(0)
+    # Truth spreads 1, 2, 4 times the model's unit standard deviation at the three steps.
+    spread = np.array([1.0, 2.0, 4.0])
+    truth = rng.standard_normal((4000, 3)) * spread
+    means = np.zeros((4000, 3, 5))
+    stds = np.ones((4000, 3, 5))
+
+    factors = fit_step_factors(truth, means, stds)
+
+    np.testing.assert_allclose(factors, spread, rtol=0.06)
+    for step in range(3):
+        inside = np.abs(truth[:, step]) <= 1.2816 * factors[step]
+        assert inside.mean() == pytest.approx(0.8, abs=0.005)
+
+
+def test_dataset_weights_balance_sets():
+    weights = dataset_weights(np.array(["a", "a", "a", "b"], dtype=object))
+
+    np.testing.assert_allclose(weights, [1 / 6, 1 / 6, 1 / 6, 1 / 2])
+
+
+def test_component_stds_apply_step_factors():
+    base = GluformerConfig.tiny()
+    factors = tuple(float(h) for h in range(1, base.len_pred + 1))
+    config = GluformerConfig(**{**base.to_dict(), "scaling": base.scaling, "step_std_scale": factors})
+    logvar = np.log(np.array([[0.01, 0.04]]))
+
+    stds = component_stds(logvar, 360.0, config)
+
+    assert stds.shape == (1, base.len_pred, 2)
+    np.testing.assert_allclose(stds[0, :, 0], 0.1 * 360.0 * np.array(factors))
+    np.testing.assert_allclose(component_stds(logvar, 360.0, base)[0, :, 1], np.full(base.len_pred, 0.2 * 360.0))
+
+
+def test_step_factors_must_match_horizon():
+    with pytest.raises(ValueError, match="step_std_scale"):
+        GluformerConfig(step_std_scale=(1.0, 2.0))
 
 
 def test_gaussian_nll_value():
@@ -100,10 +173,13 @@ def test_train_and_resume_tiny(tmp_path):
     assert first["steps"] == 3
     assert resumed["steps"] == 5
     assert [entry["step"] for entry in resumed["history"]] == [3, 5]
-    for role in ("val", "test", "ood"):
-        scores = resumed[role]["all"]
-        assert scores["windows"] > 0
-        assert scores["model_median_mse"] > 0
-        assert scores["persistence_median_mae"] > 0
+    scores = resumed["val"]["all"]
+    assert scores["windows"] > 0
+    assert scores["model_median_mse"] > 0
+    assert scores["persistence_median_mae"] > 0
     loaded = load_model(tmp_path / "gluformer_tiny.pth")
     assert loaded.config.name == "tiny"
+    # Training ends by fitting one interval factor per step on validation windows.
+    assert len(loaded.config.step_std_scale) == loaded.config.len_pred
+    summary = json.loads((tmp_path / "calibration.json").read_text())
+    assert all(abs(value - 0.8) < 0.05 for value in summary["coverage_after"])

@@ -26,7 +26,7 @@ from glurpc_lab.ingest.series import GRID_MINUTES, CgmDataset, GlucoseSeries
 DATASET_KEY_VERSION = 1
 """Bump when the gridding in ``glurpc_lab.ingest`` changes its output for the same file."""
 
-FORECAST_KEY_VERSION = 2
+FORECAST_KEY_VERSION = 3
 """Bump when scaling, windowing or sampling in ``glurpc_lab.forecast`` changes forecast values."""
 
 _KEY_PATTERN = re.compile(r"^[0-9a-f]{64}$")

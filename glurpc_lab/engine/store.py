@@ -362,7 +362,7 @@ class Store:
                 "time_end": (_seconds(forecast.time_end), "int64", ("window",), "seconds since 1970-01-01"),
                 "quantiles": (forecast.quantiles, "float32", ("window", "horizon", "level"), "mg/dL"),
                 "sample_mean": (forecast.sample_mean, "float32", ("window", "horizon", "sample"), "mg/dL"),
-                "sample_std": (forecast.sample_std, "float32", ("window", "sample"), "mg/dL"),
+                "sample_std": (forecast.sample_std, "float32", ("window", "horizon", "sample"), "mg/dL"),
                 "truth": (forecast.truth, "float32", ("window", "horizon"), "mg/dL"),
             }
             for name, (values, dtype, dimensions, units) in arrays.items():

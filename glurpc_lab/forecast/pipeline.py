@@ -10,6 +10,7 @@ from glurpc_lab.forecast.covariates import calendar_covariates, future_times
 from glurpc_lab.forecast.predictive import mixture_quantiles
 from glurpc_lab.forecast.result import DEFAULT_LEVELS, Forecast
 from glurpc_lab.forecast.sampling import DROPOUT_MASK_SCHEME, mc_dropout_samples
+from glurpc_lab.forecast.calibration import component_stds
 from glurpc_lab.forecast.scaling import fit_scaler
 from glurpc_lab.forecast.windows import model_inputs, window_ends, window_truth
 from glurpc_lab.ingest.series import GRID_MINUTES, GlucoseSeries
@@ -116,9 +117,8 @@ def forecast_series(
     inputs = model_inputs(past_glucose, past_covariates, future_covariates, config)
     pred, logvar = mc_dropout_samples(model.module, inputs, ends, n_samples=n_samples, seed=seed, batch_size=batch_size)
 
-    # A variance in scaled units becomes mg/dL^2 by multiplying by the squared glucose span.
     sample_mean = scaler.unscale_glucose(pred)
-    sample_std = np.sqrt(np.exp(logvar.astype(np.float64))) * scaler.glucose_span
+    sample_std = component_stds(logvar, scaler.glucose_span, config)
     level_array = np.asarray(levels, dtype=np.float64)
     quantiles = mixture_quantiles(sample_mean, sample_std, level_array)
 

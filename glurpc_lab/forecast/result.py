@@ -37,8 +37,9 @@ class Forecast:
     sample_mean : numpy.ndarray
         Mean of each MC-dropout sample in mg/dL, ``float32``, shape ``(W, H, S)``.
     sample_std : numpy.ndarray
-        Predictive standard deviation of each MC-dropout sample in mg/dL, from
-        the model's log-variance, ``float32``, shape ``(W, S)``.
+        Predictive standard deviation of each MC-dropout sample at each step in
+        mg/dL: the model's log-variance times the model's per-step interval
+        factors, ``float32``, shape ``(W, H, S)``.
     truth : numpy.ndarray
         Observed glucose at the forecast steps in mg/dL, NaN where unknown
         (after the last reading or across a segment boundary), shape ``(W, H)``.

@@ -87,6 +87,21 @@ class GluformerConfig:
         Static features per window (the subject id).
     max_len : int
         Rows of the sinusoidal positional table; 5000 in the published weights.
+    anchor : str
+        ``"none"`` feeds scaled glucose as it is (the published weights).
+        ``"last"`` subtracts each window's last input value from the input and adds
+        it back to the forecast, so the network learns the change from the last
+        reading and an output of zero is the persistence forecast.
+    anchor_gain : float
+        Factor applied to the anchored values before the network sees them (and
+        removed from its outputs), so that changes of a few mg/dL are not tiny
+        numbers in scaled units. Used only with ``anchor="last"``.
+    step_std_scale : tuple of float
+        Empty, or one factor per forecast step that multiplies the standard deviation
+        of every dropout sample at that step. The network gives one variance per
+        window, while errors grow with the horizon; these factors are fitted after
+        training on validation windows (``glurpc_lab.training.calibrate``) so that
+        the central 80% interval covers 80% of them at every step.
     scaling : ScalingPolicy
         Input scaling the weights expect.
     """
@@ -106,6 +121,9 @@ class GluformerConfig:
     num_dynamic_features: int = 6
     num_static_features: int = 1
     max_len: int = 5000
+    anchor: str = "none"
+    anchor_gain: float = 1.0
+    step_std_scale: tuple[float, ...] = ()
     scaling: ScalingPolicy = field(default_factory=ScalingPolicy)
 
     def __post_init__(self) -> None:
@@ -115,6 +133,12 @@ class GluformerConfig:
             raise ValueError(f"activ {self.activ!r} is invalid; use 'gelu' or 'relu'")
         if self.max_len < max(self.len_seq, self.label_len + self.len_pred):
             raise ValueError(f"max_len ({self.max_len}) is shorter than the longest token sequence")
+        if self.anchor not in ("none", "last"):
+            raise ValueError(f"anchor {self.anchor!r} is invalid; use 'none' or 'last'")
+        if not self.anchor_gain > 0:
+            raise ValueError(f"anchor_gain must be positive, got {self.anchor_gain}")
+        if self.step_std_scale and (len(self.step_std_scale) != self.len_pred or min(self.step_std_scale) <= 0):
+            raise ValueError(f"step_std_scale needs {self.len_pred} positive factors (one per forecast step) or none")
         if not 0 < self.label_len <= self.len_seq:
             raise ValueError(f"label_len ({self.label_len}) must be in 1..len_seq ({self.len_seq})")
 
@@ -130,8 +154,15 @@ class GluformerConfig:
 
     @classmethod
     def small(cls) -> GluformerConfig:
-        """Return the configuration of the bundled model: small enough to train on a CPU in minutes."""
-        return cls(name="small", d_model=64, n_heads=4, d_fcn=128, num_enc_layers=2, num_dec_layers=2, max_len=128)
+        """Return the configuration of the bundled model: small enough to train on a CPU in an hour.
+
+        It forecasts the change from the last reading (``anchor="last"``), which
+        makes persistence the starting point that training improves on.
+        """
+        return cls(
+            name="small", d_model=64, n_heads=4, d_fcn=128, r_drop=0.1, num_enc_layers=2, num_dec_layers=2,
+            max_len=128, anchor="last", anchor_gain=10.0,
+        )
 
     @classmethod
     def preset(cls, name: str) -> GluformerConfig:
@@ -153,6 +184,8 @@ class GluformerConfig:
         if unknown:
             raise ValueError(f"unknown Gluformer config field(s): {', '.join(unknown)}")
         values = dict(data)
+        if "step_std_scale" in values:
+            values["step_std_scale"] = tuple(float(v) for v in values["step_std_scale"])
         if "scaling" in values and isinstance(values["scaling"], dict):
             scaling = dict(values["scaling"])
             for key in ("covariate_min", "covariate_max"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -56,10 +58,25 @@ class Gluformer(nn.Module):
         logvar : torch.Tensor
             Log-variance in scaled units, ``[B, 1, 1]``, bounded to (-10, 10).
         """
+        level = None
+        if self.config.anchor == "last":
+            # Forecast the change from the last input value; the future placeholders
+            # of the decoder input stay 0, which now means "no change".
+            level = x_enc[:, -1:, :]
+            gain = self.config.anchor_gain
+            x_enc = (x_enc - level) * gain
+            label = x_dec.shape[1] - self.config.len_pred
+            x_dec = torch.cat([(x_dec[:, :label] - level) * gain, x_dec[:, label:]], dim=1)
+
         enc_tokens = self.enc_embedding(x_id, x_enc, x_mark_enc)
         logvar = self.var(enc_tokens)
         memory = self.encoder(enc_tokens)
 
         dec_tokens = self.dec_embedding(x_id, x_dec, x_mark_dec)
         decoded = self.projection(self.decoder(dec_tokens, memory))
-        return decoded[:, -self.config.len_pred :, :], logvar
+        pred = decoded[:, -self.config.len_pred :, :]
+
+        if level is not None:
+            pred = level + pred / self.config.anchor_gain
+            logvar = logvar - 2.0 * math.log(self.config.anchor_gain)
+        return pred, logvar

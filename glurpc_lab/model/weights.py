@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import pickle
@@ -35,7 +36,7 @@ class LoadedModel:
     config : GluformerConfig
         Architecture and scaling policy of the weights.
     model_id : str
-        ``"<config name>-<first 12 hex digits of the weights sha256>"``.
+        ``"<config name>-<12 hex digits>"``, a hash of the weights file and the config.
     sha256 : str
         Hex sha256 of the weights file.
     source : str
@@ -187,6 +188,9 @@ def load_model(source: str | os.PathLike | None = None, *, device: str = "cpu") 
     module.load_state_dict(state, strict=True)
     module.to(device).eval()
 
-    model_id = f"{config.name}-{sha256[:12]}"
+    # The id covers the config too: the same weights with other interval factors or
+    # scaling give other forecasts, and cached forecasts are keyed by this id.
+    identity = hashlib.sha256((sha256 + json.dumps(config.to_dict(), sort_keys=True)).encode("utf-8")).hexdigest()
+    model_id = f"{config.name}-{identity[:12]}"
     logger.info("loaded model %s from %s on %s", model_id, label, device)
     return LoadedModel(module=module, config=config, model_id=model_id, sha256=sha256, source=label, device=device)

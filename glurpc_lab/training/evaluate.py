@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from glurpc_lab.forecast.calibration import component_stds
 from glurpc_lab.forecast.covariates import calendar_covariates
 from glurpc_lab.forecast.predictive import mixture_quantiles
 from glurpc_lab.forecast.sampling import mc_dropout_samples
@@ -102,12 +103,12 @@ def window_scalers(config, windows: WindowSet) -> list[tuple[np.ndarray, object]
 def model_mixture(model, windows: WindowSet, *, n_samples: int, seed: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Sample the model's predictive mixture on each window.
 
-    Returns component means ``(W, 12, k)`` and standard deviations ``(W, 1, k)``, mg/dL.
+    Returns component means and standard deviations, ``(W, 12, k)``, mg/dL.
     Each window reads the last ``len_seq`` points before its targets.
     """
     config = model.config
     means = np.zeros((len(windows), HORIZON, n_samples))
-    stds = np.ones((len(windows), 1, n_samples))
+    stds = np.ones((len(windows), HORIZON, n_samples))
     for group, scaler in window_scalers(config, windows):
         for first in range(0, group.size, MODEL_CHUNK_WINDOWS):
             chosen = group[first : first + MODEL_CHUNK_WINDOWS]
@@ -128,7 +129,7 @@ def model_mixture(model, windows: WindowSet, *, n_samples: int, seed: int, batch
                 model.module, inputs, chunk.target_start, n_samples=n_samples, seed=seed, batch_size=batch_size
             )
             means[chosen] = scaler.unscale_glucose(pred)
-            stds[chosen] = (np.sqrt(np.exp(logvar.astype(np.float64))) * scaler.glucose_span)[:, None, :]
+            stds[chosen] = component_stds(logvar, scaler.glucose_span, config)
     return means, stds
 
 
@@ -143,7 +144,7 @@ def score_model(truth: np.ndarray, means: np.ndarray, stds: np.ndarray, *, seed:
 
     tails = [(1.0 - level) / 2.0 for level in INTERVAL_LEVELS]
     quantile_levels = np.array(sorted(tails + [1.0 - tail for tail in tails]))
-    quantiles = mixture_quantiles(means, stds[:, 0, :], quantile_levels)
+    quantiles = mixture_quantiles(means, stds, quantile_levels)
     coverage = {}
     for level, tail in zip(INTERVAL_LEVELS, tails):
         lower = quantiles[..., int(np.argmin(np.abs(quantile_levels - tail)))]

@@ -8,7 +8,7 @@ import numpy as np
 
 from glurpc_lab.forecast.covariates import calendar_covariates
 from glurpc_lab.forecast.scaling import Scaler
-from glurpc_lab.training.data import Segment
+from glurpc_lab.training.glucobench import Series
 
 
 @dataclass(frozen=True)
@@ -65,19 +65,22 @@ class WindowPool:
         }
 
 
-def build_pool(segments: list[Segment], scaler: Scaler, input_len: int, horizon: int, stride: int = 1) -> WindowPool:
-    """Cut every ``stride``-th window of ``input_len + horizon`` points from each segment."""
+def build_pool(segments: list[tuple[str, Series]], scaler: Scaler, input_len: int, horizon: int, stride: int = 1) -> WindowPool:
+    """Cut every ``stride``-th window of ``input_len + horizon`` points from each series.
+
+    ``segments`` pairs each series with the name of its data set.
+    """
     length = input_len + horizon
     glucose_parts, covariate_parts, start_parts, name_parts = [], [], [], []
     offset = 0
-    for segment in segments:
+    for dataset, segment in segments:
         n = len(segment)
         glucose_parts.append(segment.glucose.astype(np.float32))
-        covariate_parts.append(calendar_covariates(segment.time))
+        covariate_parts.append(calendar_covariates(segment.times))
         if n >= length:
             local = np.arange(0, n - length + 1, stride, dtype=np.int64)
             start_parts.append(local + offset)
-            name_parts.append(np.full(local.size, segment.dataset, dtype=object))
+            name_parts.append(np.full(local.size, dataset, dtype=object))
         offset += n
 
     if not glucose_parts:

@@ -3,6 +3,12 @@
 Usage: ``python -m glurpc_lab.training.train --out DIR --max-minutes M [--config small]``.
 A run resumes from ``DIR/checkpoint.pt`` when it exists, and writes the best
 weights (``gluformer_<config>.pth``), their config JSON and ``metrics.json`` to DIR.
+It then fits the per-step interval factors on validation windows
+(``glurpc_lab.training.calibrate``) and writes them into the config JSON.
+
+The data are the GlucoBench train and validation splits of the chosen data sets,
+without the subjects and targets that ``glurpc-lab evaluate`` scores
+(``glurpc_lab.training.corpus``).
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from glurpc_lab.forecast.scaling import fit_scaler
 from glurpc_lab.forecast.windows import model_inputs
 from glurpc_lab.model.config import GluformerConfig
 from glurpc_lab.model.gluformer import Gluformer
-from glurpc_lab.training.data import DATASETS, Split, load_dataset
+from glurpc_lab.training.calibrate import main as calibrate_main
+from glurpc_lab.training.corpus import Corpus, load_corpus
+from glurpc_lab.training.glucobench import PROTOCOLS
 from glurpc_lab.training.metrics import score_pool
 from glurpc_lab.training.pool import WindowPool, build_pool
 
@@ -51,30 +59,49 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-minutes", type=float, default=10.0, help="wall-clock minutes of training in this run (default 10)")
     parser.add_argument("--config", default="small", help="config preset: small, tiny or published (default small)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with the research data set files")
-    parser.add_argument("--datasets", default=",".join(spec.name for spec in DATASETS), help="comma-separated data set names")
-    parser.add_argument("--max-subjects", type=int, default=None, help="keep only the first N subjects of each data set (quick runs)")
+    parser.add_argument("--datasets", default=",".join(PROTOCOLS), help="comma-separated data set names")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in total")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per optimiser step (default 64)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the subject split, initialisation and batch order")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation and batch order")
     parser.add_argument("--checkpoint-minutes", type=float, default=2.0, help="minutes between validation + checkpoint (default 2)")
     parser.add_argument("--val-stride", type=int, default=12, help="score every N-th validation window at checkpoints (default 12)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--no-calibrate", dest="calibrate", action="store_false",
+                        help="skip fitting the per-step interval factors on validation windows after training")
     return parser.parse_args(argv)
 
 
-def load_splits(args: argparse.Namespace, input_len: int) -> dict[str, Split]:
+def load_corpora(args: argparse.Namespace, input_len: int) -> list[Corpus]:
     names = [name.strip() for name in args.datasets.split(",") if name.strip()]
-    specs = {spec.name: spec for spec in DATASETS}
-    unknown = [name for name in names if name not in specs]
-    if unknown:
-        raise SystemExit(f"unknown data set(s) {', '.join(unknown)}; choose from {', '.join(specs)}")
-    return {name: load_dataset(args.data_dir, specs[name], input_len, seed=args.seed, max_subjects=args.max_subjects) for name in names}
+    try:
+        return load_corpus(args.data_dir, names, input_len)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(str(error)) from None
 
 
-def pool_of(splits: dict[str, Split], role: str, scaler, config: GluformerConfig, stride: int = 1) -> WindowPool:
-    segments = [segment for split in splits.values() for segment in getattr(split, role)]
+def pool_of(corpora: list[Corpus], role: str, scaler, config: GluformerConfig, stride: int = 1) -> WindowPool:
+    segments = [(corpus.name, series) for corpus in corpora for series in getattr(corpus, role)]
     return build_pool(segments, scaler, config.len_seq, config.len_pred, stride=stride)
+
+
+def draw_windows(pool: WindowPool, count: int, generator: torch.Generator) -> np.ndarray:
+    """Draw ``count`` training windows, each data set weighted by the square root of its window count.
+
+    Weinstock alone has more windows than the other three sets together; drawing
+    uniformly would make the model a Weinstock model, while equal weights would
+    replay the few Broll (iglu) windows until they are memorised.
+    """
+    names, first_index, counts = np.unique(pool.dataset.astype(str), return_index=True, return_counts=True)
+    weights = torch.as_tensor(np.sqrt(counts), dtype=torch.float64)
+    chosen = torch.multinomial(weights, count, replacement=True, generator=generator).numpy()
+
+    # Windows of one data set are contiguous in the pool, in the order the data sets were given.
+    order = np.argsort(first_index)
+    starts = np.zeros(len(names), np.int64)
+    starts[order] = np.concatenate([[0], np.cumsum(counts[order])[:-1]])
+    offsets = (torch.rand(count, generator=generator, dtype=torch.float64).numpy() * counts[chosen]).astype(np.int64)
+    return starts[chosen] + offsets
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -96,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"config {config.name!r} uses {config.scaling.kind!r} scaling; training needs a fixed scaling policy")
     scaler = fit_scaler(config.scaling, np.zeros(1), np.ones(1, bool), np.zeros((1, 6)))
 
-    splits = load_splits(args, config.len_seq)
-    train_pool = pool_of(splits, "train", scaler, config)
-    val_pool = pool_of(splits, "val", scaler, config, stride=args.val_stride)
+    corpora = load_corpora(args, config.len_seq)
+    train_pool = pool_of(corpora, "train", scaler, config)
+    val_pool = pool_of(corpora, "val", scaler, config, stride=args.val_stride)
     if len(train_pool) == 0 or len(val_pool) == 0:
         raise SystemExit(f"no windows to train or validate on ({len(train_pool)} train, {len(val_pool)} validation)")
     logger.info("%d training windows, %d validation windows at checkpoints", len(train_pool), len(val_pool))
@@ -145,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     model.train()
     while time.monotonic() < deadline and (args.max_steps is None or state["step"] < args.max_steps):
         step_started = time.monotonic()
-        indices = torch.randint(len(train_pool), (args.batch_size,), generator=batch_rng).numpy()
+        indices = draw_windows(train_pool, args.batch_size, batch_rng)
         batch = train_pool.batch(indices)
         inputs = model_inputs(batch["past"], batch["past_covariates"], batch["future_covariates"], config)
 
@@ -167,12 +194,19 @@ def main(argv: list[str] | None = None) -> int:
 
     validate_and_checkpoint()
     model.load_state_dict(state["best_state"])
-    write_outputs(args, config, model, splits, scaler, state)
+    weights = write_outputs(args, config, model, corpora, scaler, state)
+    if args.calibrate:
+        calibrate_main(["--weights", str(weights), "--data-dir", str(args.data_dir), "--datasets", args.datasets,
+                        "--threads", str(args.threads)])
     return 0
 
 
-def write_outputs(args, config: GluformerConfig, model: Gluformer, splits: dict[str, Split], scaler, state: dict) -> None:
-    """Write the best weights, their config and the final metrics on every split."""
+def write_outputs(args, config: GluformerConfig, model: Gluformer, corpora: list[Corpus], scaler, state: dict) -> Path:
+    """Write the best weights, their config and their validation metrics; return the weights' path.
+
+    Test and OOD scores come from ``glurpc-lab evaluate``, which scores the same
+    windows as GlucoBench.
+    """
     stem = args.out / f"gluformer_{config.name}"
     torch.save(model.state_dict(), stem.with_suffix(".pth"))
     config.to_json(stem.with_suffix(".json"))
@@ -183,17 +217,16 @@ def write_outputs(args, config: GluformerConfig, model: Gluformer, splits: dict[
         "train_seconds": round(state["train_seconds"], 1),
         "batch_size": args.batch_size,
         "learning_rate": args.lr,
-        "datasets": sorted(splits),
+        "datasets": [corpus.name for corpus in corpora],
+        "excluded_subjects": {corpus.name: corpus.excluded_subjects for corpus in corpora},
         "point_forecast": "single forward pass with dropout off",
         "metric": "median over windows of per-window MSE (mg/dL^2) and MAE (mg/dL), every stride-1 window",
         "history": state["history"],
     }
-    for role in ("val", "test", "ood"):
-        pool = pool_of(splits, role, scaler, config)
-        if len(pool):
-            metrics[role] = score_pool(model, pool, scaler)
+    metrics["val"] = score_pool(model, pool_of(corpora, "val", scaler, config), scaler)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     logger.info("wrote %s.pth, its config and metrics.json", stem)
+    return stem.with_suffix(".pth")
 
 
 if __name__ == "__main__":
