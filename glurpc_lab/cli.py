@@ -149,6 +149,12 @@ def _run_evaluate(evaluate_args: list[str]) -> int:
     return int(evaluate_main(evaluate_args) or 0)
 
 
+def _run_calibrate(calibrate_args: list[str]) -> int:
+    from glurpc_lab.training.calibrate import main as calibrate_main
+
+    return int(calibrate_main(calibrate_args) or 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``glurpc-lab`` command."""
     parser = argparse.ArgumentParser(
@@ -184,12 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_options(demo)
     demo.set_defaults(handler=_cmd_demo)
 
-    # 'lab', 'train' and 'evaluate' pass every later argument on unparsed; main() routes them before argparse.
+    # 'lab', 'train', 'calibrate' and 'evaluate' pass every later argument on unparsed; main() routes them before argparse.
     commands.add_parser("lab", help="start JupyterLab with the glurpc-lab server extension; "
                         "later arguments go to 'jupyter lab'")
 
     commands.add_parser("train", help="train a Gluformer on the GlucoBench data sets; "
                         "'glurpc-lab train --help' lists its options")
+    commands.add_parser("calibrate", help="fit a trained model's per-step interval factors on validation windows; "
+                        "'glurpc-lab calibrate --help' lists its options")
     commands.add_parser("evaluate", help="score a model and baselines under the GlucoBench protocol; "
                         "'glurpc-lab evaluate --help' lists its options")
     return parser
@@ -202,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_lab(argv[1:])
     if argv and argv[0] == "train":
         return _run_train(argv[1:])
+    if argv and argv[0] == "calibrate":
+        return _run_calibrate(argv[1:])
     if argv and argv[0] == "evaluate":
         return _run_evaluate(argv[1:])
 

@@ -109,3 +109,12 @@ def test_forecast_in_mmol_per_litre(tmp_path, capsys):
     payload = json.loads((tmp_path / "forecast.json").read_text())
     assert payload["units"] == "mmol/L"
     assert max(max(step) for step in payload["series"][0]["quantiles"]) < 35.0
+
+
+@pytest.mark.parametrize("command", ["train", "calibrate", "evaluate"])
+def test_training_commands_pass_options_through(command, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main([command, "--help"])
+
+    assert stopped.value.code == 0
+    assert "--data-dir" in capsys.readouterr().out
