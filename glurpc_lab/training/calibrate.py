@@ -4,7 +4,7 @@ Usage: ``python -m glurpc_lab.training.calibrate --weights DIR/gluformer_small.p
 The factors are written into the config JSON beside the weights (``step_std_scale``).
 
 The network gives one variance per window, shared by all 12 steps, while forecast
-errors grow with the horizon; a single variance is therefore too wide at 5 minutes and
+errors grow with the horizon. A single variance is therefore too wide at 5 minutes and
 too narrow at 60. For each step ``h`` a factor ``c_h`` multiplies the standard deviation of
 every dropout sample, and is chosen so that the central 80% interval of the mixture
 covers 80% of the validation targets at that step, each data set weighing the same.

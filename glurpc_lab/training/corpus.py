@@ -40,7 +40,7 @@ class Corpus:
     train, val : list of Series
         Series to train on and to select checkpoints with.
     excluded_subjects : list of int
-        Label codes of the subjects left out because some evaluation seed holds them out.
+        Label codes of the subjects left out because some evaluation seed scores them as OOD.
     """
 
     name: str
@@ -84,14 +84,14 @@ def build_corpus(
     excluded = sorted({code for split in splits for code in split.ood_codes})
 
     # Train, validation and test positions depend only on the subject's own segments,
-    # not on the seed, so any seed's split gives them; the first is used.
+    # not on the seed. Any seed's split therefore gives them, and the first is used.
     split = splits[0]
     offset = first_scored_index(spec, input_len)
     scored_from = {(test.code, test.segment): int(test.minutes[offset]) for test in split.test if len(test) > offset}
 
     corpus = Corpus(spec.name, excluded_subjects=excluded)
     for role in ("train", "val"):
-        kept = getattr(corpus, role)
+        selected = getattr(corpus, role)
         for series in getattr(split, role):
             if series.code in excluded:
                 continue
@@ -99,7 +99,7 @@ def build_corpus(
             if limit is not None:
                 series = series.slice(None, int((series.minutes < limit).sum()))
             if len(series):
-                kept.append(series)
+                selected.append(series)
     return corpus
 
 
