@@ -166,7 +166,7 @@ def test_evaluate_iglu_tiny_model(tiny_model_path, tmp_path):
     out_json, out_md = tmp_path / "eval.json", tmp_path / "eval.md"
     code = cli_main([
         "evaluate", "--model", str(tiny_model_path), "--datasets", "iglu", "--max-windows", "16",
-        "--samples", "2", "--json", str(out_json), "--markdown", str(out_md),
+        "--arima-windows", "4", "--samples", "2", "--json", str(out_json), "--markdown", str(out_md),
     ])
     assert code == 0
     result = json.loads(out_json.read_text())
@@ -180,12 +180,19 @@ def test_evaluate_iglu_tiny_model(tiny_model_path, tmp_path):
     assert seed["id"]["windows"] == 1420
     assert seed["ood"]["windows"] == 979
 
-    # Persistence and lags + id linear regression on all windows match GlucoBench's protocol
-    # as reproduced independently (median MSE / MAE, mean of data seeds 1 and 2).
+    # Persistence and the darts lags + id linear regression on all windows match an independent
+    # reproduction of GlucoBench's protocol (median MSE / MAE, mean of data seeds 1 and 2).
+    # Persistence gives 135.41 / 9.96 (ID) and 121.17 / 9.42 (OOD). Linear regression gives
+    # 140.44 / 9.93 and 101.91 / 8.49 on the 1036 and 691 windows with 192 points of history.
     mean = iglu["mean"]
     assert mean["id"]["all_windows"]["persistence"]["median_mse"] == pytest.approx(135.41, abs=0.01)
     assert mean["ood"]["all_windows"]["persistence"]["median_mae"] == pytest.approx(9.42, abs=0.01)
+    assert mean["id"]["all_windows"]["linear_regression"]["median_mse"] == pytest.approx(140.44, abs=0.02)
+    assert mean["id"]["all_windows"]["linear_regression"]["median_mae"] == pytest.approx(9.93, abs=0.01)
     assert mean["ood"]["all_windows"]["linear_regression"]["median_mse"] == pytest.approx(101.91, abs=0.02)
+    assert mean["ood"]["all_windows"]["linear_regression"]["median_mae"] == pytest.approx(8.49, abs=0.01)
+    assert mean["id"]["all_windows"]["linear_regression"]["windows"] == 1036
+    assert seed["linear_regression_training_windows"] == 7026
 
     model = seed["id"]["model_windows"]["model"]
     assert model["windows"] == 16
@@ -193,9 +200,23 @@ def test_evaluate_iglu_tiny_model(tiny_model_path, tmp_path):
     assert len(model["calibration_error_per_step"]) == 12
     assert np.isfinite(model["mean_log_likelihood"])
 
+    # ARIMA and the others on the same drawn windows: 4 per split and seed, from the 16 model
+    # windows that have 192 points of history.
+    assert result["arima_windows"] == 4
+    assert "darts ARIMA" in result["baselines"]["arima"]
+    arima = seed["id"]["arima_windows"]
+    assert arima["drawn"] == 4
+    assert arima["drawn"] <= arima["eligible"] <= 16
+    assert arima["failed"] == 0
+    assert 1 <= arima["fits"] <= 4
+    for name in ("arima", "model", "persistence", "linear_regression"):
+        assert arima[name]["windows"] == 4
+        assert np.isfinite(arima[name]["median_mse"])
+
     text = out_md.read_text()
     assert "| Broll (iglu) | ID | 1,420 |" in text
     assert "Windows were subsampled" in text
+    assert "| Broll (iglu) | ID | 4 | 4 | 0 |" in text
 
 
 def test_segments_gap_rounding_interpolation():

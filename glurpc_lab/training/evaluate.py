@@ -1,15 +1,18 @@
-"""Evaluate a Gluformer and two baselines under the GlucoBench protocol.
+"""Evaluate a Gluformer and three baselines under the GlucoBench protocol.
 
 Usage: ``glurpc-lab evaluate [--model bundled] [--datasets iglu,colas,hall,weinstock]
-[--seeds 1,2] [--samples 10] [--max-windows N]``. Writes a JSON file and a Markdown table.
+[--seeds 1,2] [--samples 10] [--max-windows N] [--arima-windows N]``. Writes a JSON file
+and a Markdown table.
 
 For every data set and data seed the series are cleaned and split as GlucoBench does
 (see ``glurpc_lab.training.glucobench``). The scored windows are every stride-1 window
 of each ID-test and OOD series whose targets start at or after
 ``max(model input length, GlucoBench's Gluformer input length)``, 12 steps ahead. The
-model, persistence and linear regression (lags + subject code, fitted on the train
-split) are scored on the same windows. Medians are taken over the pooled windows of a
-split and then averaged over the data seeds.
+model, persistence and linear regression (darts, lags + subject code, fitted on the
+train split) are scored on the same windows. ARIMA (darts, one automatic order search
+per series) is scored on a seeded subsample of the model's windows, together with the
+model and the other baselines on exactly those windows. Medians are taken over the
+pooled windows of a split and then averaged over the data seeds.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from glurpc_lab.forecast.predictive import mixture_quantiles
 from glurpc_lab.forecast.sampling import mc_dropout_samples
 from glurpc_lab.forecast.scaling import fit_scaler
 from glurpc_lab.forecast.windows import model_inputs
+from glurpc_lab.training.arima import ArimaBaseline
 from glurpc_lab.training.baselines import LinearRegressionBaseline, WindowSet, build_windows, persistence_forecast
 from glurpc_lab.training.glucobench import HORIZON, PROTOCOLS, ProtocolSpec, load_protocol_segments, split_protocol
 from glurpc_lab.training.report import write_markdown
@@ -47,6 +51,23 @@ DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data
 MODEL_CHUNK_WINDOWS = 2048
 """Windows whose inputs are built and sampled at once (bounds memory)."""
 
+DEFAULT_ARIMA_WINDOWS = 50
+"""ARIMA windows per data set, split and seed. One order search took about 0.5 s and one
+window 0.1 to 0.6 s on a shared 2-core machine, so the 16 groups of a full run add
+roughly 2 to 8 minutes."""
+
+LINEAR_REGRESSION_DEFINITION = (
+    "darts LinearRegressionModel(lags=L, output_chunk_length=12): one least-squares regression with an "
+    "intercept per step on the last L values (min-max scaled over the train split) and the subject's label "
+    "code (min-max scaled over the train subjects, as a darts static covariate), fitted on every stride-1 "
+    "window of the train split"
+)
+ARIMA_DEFINITION = (
+    "darts ARIMA (statsmodels), one order search per ID-test or OOD series on its first max_length_input "
+    "points: d by KPSS at 5% (at most 2), p and q by a stepwise AICc search (at most 5) with constant or "
+    "drift; each window applies the fitted parameters to its last max_length_input points without refitting"
+)
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="glurpc-lab evaluate", description=__doc__.splitlines()[0])
@@ -59,6 +80,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-windows", type=int, default=None,
                         help="score the model on at most N windows per data set, split and seed, drawn at random "
                              "(default all); baselines are also scored on all windows")
+    parser.add_argument("--arima-windows", type=int, default=DEFAULT_ARIMA_WINDOWS,
+                        help="score ARIMA on at most N of the model's windows per data set, split and seed, drawn "
+                             "at random among those with GlucoBench's max_length_input points of history "
+                             f"(default {DEFAULT_ARIMA_WINDOWS}; 0 skips ARIMA)")
     parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default 16)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--json", type=Path, default=Path("docs/model-evaluation.json"), help="output JSON path")
@@ -77,6 +102,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--samples must be at least 1, got {args.samples}")
     if args.max_windows is not None and args.max_windows < 1:
         parser.error(f"--max-windows must be at least 1, got {args.max_windows}")
+    if args.arima_windows < 0:
+        parser.error(f"--arima-windows must be 0 or more, got {args.arima_windows}")
     return args
 
 
@@ -154,8 +181,19 @@ def score_model(truth: np.ndarray, means: np.ndarray, stds: np.ndarray, *, seed:
     return scores
 
 
-def evaluate_role(model, windows: WindowSet, linreg: LinearRegressionBaseline, args: argparse.Namespace, seed: int) -> dict:
-    """Score the baselines on all windows of one split, and model and baselines on the model's windows."""
+def evaluate_role(
+    model,
+    windows: WindowSet,
+    linreg: LinearRegressionBaseline,
+    arima: ArimaBaseline | None,
+    args: argparse.Namespace,
+    seed: int,
+) -> dict:
+    """Score one split: baselines on all windows, then model and baselines on the model's windows.
+
+    When ``arima`` is given, ARIMA and the others are also scored on a subsample of the
+    model's windows (``arima_windows`` in the result).
+    """
     result = {"windows": len(windows)}
     if len(windows) == 0:
         return result
@@ -183,6 +221,56 @@ def evaluate_role(model, windows: WindowSet, linreg: LinearRegressionBaseline, a
         subset = sampled.subset(np.flatnonzero(sampled_ok))
         same["linear_regression"] = median_errors(linreg.predict(subset), subset.truth())
     result["model_windows"] = same
+
+    if arima is not None and args.arima_windows > 0:
+        result["arima_windows"] = score_arima_windows(arima, linreg, sampled, means.mean(axis=-1), args.arima_windows, seed)
+    return result
+
+
+def score_arima_windows(
+    arima: ArimaBaseline,
+    linreg: LinearRegressionBaseline,
+    windows: WindowSet,
+    model_point: np.ndarray,
+    count: int,
+    seed: int,
+) -> dict:
+    """Score ARIMA, the model and the other baselines on the same subsample of ``windows``.
+
+    ``count`` windows are drawn, seeded by ``seed``, among those with ``arima.input_len``
+    points of history. ``model_point`` is the model's point forecast of every window of
+    ``windows``, mg/dL, ``(W, 12)``. Windows where ARIMA failed are counted in ``failed``
+    and left out of every score, so all scores share one set of windows.
+    """
+    eligible = np.flatnonzero(windows.position >= arima.input_len)
+    result = {"eligible": int(eligible.size), "drawn": 0, "failed": 0}
+    if eligible.size == 0:
+        return result
+    # A seed offset keeps this draw independent of the model-window draw with the same data seed.
+    rng = np.random.default_rng(seed + 1_000)
+    drawn = np.sort(rng.choice(eligible, min(count, eligible.size), replace=False))
+    subset = windows.subset(drawn)
+    forecasts = arima.forecast(subset)
+
+    result.update(
+        drawn=int(drawn.size),
+        failed=int(forecasts.failed.sum()),
+        fits=forecasts.fits,
+        failed_fits=forecasts.failed_fits,
+        seconds=round(forecasts.seconds, 1),
+        seconds_per_window=round(forecasts.seconds / drawn.size, 3),
+    )
+    forecast_rows = np.flatnonzero(~forecasts.failed)
+    if forecast_rows.size == 0:
+        return result
+
+    scored = subset.subset(forecast_rows)
+    truth = scored.truth()
+    result["arima"] = median_errors(forecasts.forecast[forecast_rows], truth)
+    result["model"] = median_errors(model_point[drawn[forecast_rows]], truth)
+    result["persistence"] = median_errors(persistence_forecast(scored), truth)
+    if int(scored.position.min()) >= linreg.lags:
+        result["linear_regression"] = median_errors(linreg.predict(scored), truth)
     return result
 
 
@@ -193,19 +281,24 @@ def evaluate_dataset(model, spec: ProtocolSpec, args: argparse.Namespace) -> dic
     per_seed = {}
     for seed in args.seed_list:
         split = split_protocol(by_subject, spec, seed)
+        started = time.monotonic()
         linreg = LinearRegressionBaseline(spec.linreg_input_len).fit(split.train)
+        linreg_seconds = time.monotonic() - started
+        arima = ArimaBaseline.from_train(split.train, spec.max_length_input) if args.arima_windows > 0 else None
         entry = {
             "subjects": len(by_subject),
             "ood_subjects": len(split.ood_codes),
             "series": {role: len(getattr(split, role)) for role in ("train", "val", "test", "ood")},
             "linear_regression_training_windows": linreg.training_windows,
+            "linear_regression_fit_seconds": round(linreg_seconds, 1),
         }
         for role, key in (("test", "id"), ("ood", "ood")):
             windows = build_windows(getattr(split, role), context)
-            entry[key] = evaluate_role(model, windows, linreg, args, seed)
+            entry[key] = evaluate_role(model, windows, linreg, arima, args, seed)
             logger.info("%s seed %d %s: %d windows scored", spec.name, seed, key, len(windows))
         per_seed[str(seed)] = entry
-    return {"title": spec.title, "context": context, "linreg_lags": spec.linreg_input_len, "seeds": per_seed,
+    return {"title": spec.title, "context": context, "linreg_lags": spec.linreg_input_len,
+            "arima_input_len": spec.max_length_input, "seeds": per_seed,
             "mean": average_over_seeds(list(per_seed.values()))}
 
 
@@ -249,9 +342,15 @@ def main(argv: list[str] | None = None) -> int:
         "samples": args.samples,
         "sample_seed": args.sample_seed,
         "max_windows": args.max_windows,
+        "arima_windows": args.arima_windows,
         "threads": args.threads,
         "point_forecast": "mean of the MC-dropout sample means (the mixture mean)",
         "metric": "median over pooled windows of per-window MSE (mg/dL^2) and MAE (mg/dL), mean over data seeds",
+        "baselines": {
+            "persistence": "the last input value repeated for 12 steps",
+            "linear_regression": LINEAR_REGRESSION_DEFINITION,
+            "arima": ARIMA_DEFINITION,
+        },
         "datasets": {},
     }
     for name in args.dataset_names:

@@ -17,6 +17,44 @@ def _windows(value) -> str:
     return "n/a" if value is None else f"{value:,.0f}"
 
 
+def _mean_count(value) -> str:
+    # Counts averaged over seeds keep one decimal, so that one failure in one seed still shows.
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def render_arima_table(results: dict) -> list[str]:
+    """Return the lines of the ARIMA table, or none when the run skipped ARIMA."""
+    if not results.get("arima_windows"):
+        return []
+    lines = [
+        "",
+        "## ARIMA on a subsample of the model's windows (median MSE / median MAE, mean over data seeds)",
+        "",
+        f"At most {results['arima_windows']:,} windows per data set, split and seed, drawn at random among the "
+        "model's windows with at least M points of history. Every column scores the same windows: those drawn, "
+        "less those where ARIMA failed.",
+        "",
+        "| data set | split | windows (scored) | windows (drawn) | ARIMA failures | ARIMA | model | persistence "
+        "| linear regression | ARIMA seconds per window |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset in results["datasets"].values():
+        for key, label in SPLITS:
+            arima = (dataset["mean"].get(key) or {}).get("arima_windows")
+            if not arima:
+                continue
+            seconds = arima.get("seconds_per_window")
+            lines.append(
+                f"| {dataset['title']} | {label} | {_mean_count((arima.get('arima') or {}).get('windows'))} "
+                f"| {_mean_count(arima.get('drawn'))} | {_mean_count(arima.get('failed'))} | {_pair(arima.get('arima'))} "
+                f"| {_pair(arima.get('model'))} | {_pair(arima.get('persistence'))} | {_pair(arima.get('linear_regression'))} "
+                f"| {'n/a' if seconds is None else f'{seconds:.2f}'} |"
+            )
+    return lines
+
+
 def render_markdown(results: dict, argv_text: str = "") -> str:
     """Return the evaluation page: protocol, accuracy table, probabilistic scores and coverage."""
     seeds = " and ".join(str(seed) for seed in results["data_seeds"])
@@ -42,10 +80,19 @@ def render_markdown(results: dict, argv_text: str = "") -> str:
         "max(model input length, GlucoBench's Gluformer input length: 96, or 144 for Weinstock); 12 steps (1 h).",
         "- Accuracy: median over the pooled windows of a split of per-window MSE (mg/dL²) and MAE (mg/dL), "
         "then the mean over data seeds. The model's point forecast is the mean of its MC-dropout sample means.",
-        "- Persistence repeats the last input value. Linear regression is a direct 12-output least-squares fit "
-        "on the last L values plus the subject's label code, fitted on every window of the train split "
-        "(L = 192 Broll, 12 Colas, 84 Hall and Weinstock). It scores only windows with at least L points of "
-        "history, so on Broll it scores fewer windows than the others.",
+        "- Persistence repeats the last input value.",
+        "- Linear regression is GlucoBench's: darts `LinearRegressionModel(lags=L, output_chunk_length=12)`, "
+        "one least-squares regression with an intercept per step on the last L values plus the subject's "
+        "label code as a static covariate, both min-max scaled over the train split, and fitted on every "
+        "stride-1 window of the train split (L = 192 Broll, 12 Colas, 84 Hall and Weinstock). It scores only "
+        "windows with at least L points of history, so on Broll it scores fewer windows than the others.",
+        "- ARIMA follows GlucoBench's `lib/arima.py` with darts `ARIMA` (statsmodels) in place of "
+        "statsforecast's AutoARIMA. Each ID-test or OOD series gets one order search on its first M points "
+        "(M = GlucoBench's max_length_input: 192 Broll and Weinstock, 144 Colas and Hall), min-max scaled "
+        "over the train split. The search takes d from a KPSS test at 5% (at most 2), then p and q (at most "
+        "5) by a stepwise AICc search with a constant (d = 0) or drift (d = 1). Each window's forecast applies "
+        "the fitted parameters to its last M points without refitting. Windows where ARIMA failed are "
+        "counted and left out of every column of the ARIMA table.",
         "- Log-likelihood: mean over windows and steps of the log density (mg/dL units) of the target under "
         "the equal-weight mixture of the samples' Gaussians, including the -log k term.",
         "- Calibration error: GlucoBench's, per step the sum over p = 0, 0.1, ..., 1 of "
@@ -66,8 +113,9 @@ def render_markdown(results: dict, argv_text: str = "") -> str:
         "## Accuracy (median MSE / median MAE, mean over data seeds)",
         "",
         "| data set | split | windows (all) | persistence, all windows | linear regression, all windows "
-        "| windows (model) | model | persistence, same windows | linear regression, same windows |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| windows (linear regression) | windows (model) | model | persistence, same windows "
+        "| linear regression, same windows |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for dataset in results["datasets"].values():
         for key, label in SPLITS:
@@ -76,9 +124,11 @@ def render_markdown(results: dict, argv_text: str = "") -> str:
             same = split.get("model_windows") or {}
             lines.append(
                 f"| {dataset['title']} | {label} | {_windows(split.get('windows'))} | {_pair(every.get('persistence'))} "
-                f"| {_pair(every.get('linear_regression'))} | {_windows((same.get('model') or {}).get('windows'))} "
+                f"| {_pair(every.get('linear_regression'))} | {_windows((every.get('linear_regression') or {}).get('windows'))} "
+                f"| {_windows((same.get('model') or {}).get('windows'))} "
                 f"| {_pair(same.get('model'))} | {_pair(same.get('persistence'))} | {_pair(same.get('linear_regression'))} |"
             )
+    lines += render_arima_table(results)
 
     lines += [
         "",
