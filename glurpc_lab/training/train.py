@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint_path = args.out / "checkpoint.pt"
     if checkpoint_path.exists():
         saved = torch.load(checkpoint_path, weights_only=True)
-        if saved["config"] != config.to_dict():
+        # Compare as configs, so that fields added later with their defaults still match.
+        if GluformerConfig.from_dict(saved["config"]) != config:
             raise SystemExit(f"{checkpoint_path} was written for another config; use a new --out folder")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
