@@ -314,3 +314,19 @@ def test_empty_window_slice(tiny_model, iglu_series):
     assert forecast.quantiles.shape == (0, 12, 7)
     assert forecast.sample_mean.shape == (0, 12, 2)
     assert forecast.sample_std.shape == (0, 12, 2)
+
+
+def test_calibrated_model_widens_intervals_with_horizon(tiny_model, iglu_series):
+    config = tiny_model.config
+    rows = tuple((3.0 + 0.2 * h, 0.0, 0.0, 0.0) for h in range(config.len_pred))
+    calibrated_config = GluformerConfig(**{**config.to_dict(), "scaling": config.scaling, "interval_coefficients": rows,
+                                            "step_std_scale": (0.5,) * config.len_pred})
+    calibrated = dataclasses.replace(tiny_model, config=calibrated_config)
+
+    forecast = forecast_series(calibrated, iglu_series, n_samples=3, windows=slice(0, 4))
+
+    # With only an intercept, each window's mean standard deviation is 0.5 exp(3 + 0.2 h) at step h.
+    np.testing.assert_allclose(forecast.sample_std.mean(axis=2), np.broadcast_to(0.5 * np.exp(3.0 + 0.2 * np.arange(12)), (4, 12)), rtol=1e-5)
+    # The spread of the sample means varies by step too, so only the ends are compared.
+    width = forecast.quantiles[..., -1] - forecast.quantiles[..., 0]
+    assert np.all(width[:, -1] > width[:, 0])

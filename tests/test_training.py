@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from glurpc_lab.model import load_model
-from glurpc_lab.forecast.calibration import component_stds
+from glurpc_lab.forecast.calibration import component_stds, interval_features
 from glurpc_lab.forecast.windows import model_inputs
 from glurpc_lab.model.config import GluformerConfig
 from glurpc_lab.model.gluformer import Gluformer
-from glurpc_lab.training.calibrate import dataset_weights, fit_step_factors
+from glurpc_lab.training.calibrate import dataset_weights, fit_interval_coefficients, fit_step_factors
 from glurpc_lab.training.corpus import build_corpus, first_scored_index
 from glurpc_lab.training.glucobench import PROTOCOLS, ProtocolSpec, Series, load_protocol_segments, split_protocol
 from glurpc_lab.training.train import gaussian_nll, main
@@ -145,6 +145,58 @@ def test_component_stds_apply_step_factors():
     np.testing.assert_allclose(component_stds(logvar, 360.0, base)[0, :, 1], np.full(base.len_pred, 0.2 * 360.0))
 
 
+def test_interval_features_of_a_ramp():
+    # A ramp rising 2 mg/dL per 5 minutes: no spread of changes, mean change 2.
+    past = (100.0 + 2.0 * np.arange(96))[None, :]
+
+    features = interval_features(past, np.array([4.0]))
+
+    np.testing.assert_allclose(features[0, :3], [1.0, np.log(4.0), np.log(0.5 + 2.0)])
+    assert features[0, 3] == pytest.approx(np.log(1.0 + past.std()))
+
+
+def test_component_stds_follow_interval_coefficients():
+    base = GluformerConfig.tiny()
+    rows = tuple((0.5 + 0.1 * h, 0.0, 1.0, 0.0) for h in range(base.len_pred))
+    config = GluformerConfig(**{**base.to_dict(), "scaling": base.scaling, "interval_coefficients": rows})
+    past = np.stack([100.0 + slope * np.arange(96) for slope in (0.0, 3.0)])
+    logvar = np.log(np.array([[0.01, 0.04], [0.01, 0.04]]))
+
+    stds = component_stds(logvar, 360.0, config, past)
+
+    recent = np.array([0.0, 3.0])
+    expected_mean = np.exp(np.array([row[0] for row in rows])[None, :]) * (0.5 + recent[:, None])
+    np.testing.assert_allclose(stds.mean(axis=2), expected_mean)
+    # The samples keep their 1:2 ratio.
+    np.testing.assert_allclose(stds[:, :, 1] / stds[:, :, 0], 2.0)
+    with pytest.raises(ValueError, match="past_glucose"):
+        component_stds(logvar, 360.0, config)
+
+
+def test_interval_coefficients_adapt_to_rate_of_change():
+    rng = np.random.default_rng(1)
+    slopes = rng.choice([0.0, 4.0], size=6000)
+    past = 120.0 + slopes[:, None] * np.arange(96)[None, :]
+    # The error scale grows with the rate of change: 2 mg/dL when flat, 9 when rising.
+    scale = 2.0 + 1.75 * slopes
+    truth = scale[:, None] * rng.standard_normal((6000, 2))
+    means = np.zeros((6000, 2, 3))
+    sample_std = np.full((6000, 3), 5.0)
+
+    coefficients = fit_interval_coefficients(truth, means, sample_std, past)
+
+    width = np.exp(interval_features(past, sample_std.mean(axis=1)) @ coefficients.T)
+    for slope in (0.0, 4.0):
+        chosen = slopes == slope
+        inside = np.abs(truth[chosen]) <= width[chosen]
+        assert inside.mean() == pytest.approx(0.8, abs=0.03)
+
+
+def test_interval_coefficients_need_one_row_per_step():
+    with pytest.raises(ValueError, match="interval_coefficients"):
+        GluformerConfig(interval_coefficients=((0.0, 1.0, 0.0, 0.0),))
+
+
 def test_step_factors_must_match_horizon():
     with pytest.raises(ValueError, match="step_std_scale"):
         GluformerConfig(step_std_scale=(1.0, 2.0))
@@ -179,7 +231,8 @@ def test_train_and_resume_tiny(tmp_path):
     assert scores["persistence_median_mae"] > 0
     loaded = load_model(tmp_path / "gluformer_tiny.pth")
     assert loaded.config.name == "tiny"
-    # Training ends by fitting one interval factor per step on validation windows.
+    # Training ends by fitting the interval calibration on validation windows.
     assert len(loaded.config.step_std_scale) == loaded.config.len_pred
+    assert len(loaded.config.interval_coefficients) == loaded.config.len_pred
     summary = json.loads((tmp_path / "calibration.json").read_text())
     assert all(abs(value - 0.8) < 0.05 for value in summary["coverage_after"])

@@ -118,7 +118,7 @@ def forecast_series(
     pred, logvar = mc_dropout_samples(model.module, inputs, ends, n_samples=n_samples, seed=seed, batch_size=batch_size)
 
     sample_mean = scaler.unscale_glucose(pred)
-    sample_std = component_stds(logvar, scaler.glucose_span, config)
+    sample_std = component_stds(logvar, scaler.glucose_span, config, series.glucose[past_index])
     level_array = np.asarray(levels, dtype=np.float64)
     quantiles = mixture_quantiles(sample_mean, sample_std, level_array)
 

@@ -96,12 +96,16 @@ class GluformerConfig:
         Factor applied to the anchored values before the network sees them (and
         removed from its outputs), so that changes of a few mg/dL are not tiny
         numbers in scaled units. Used only with ``anchor="last"``.
+    interval_coefficients : tuple of tuple of float
+        Empty, or for each forecast step the 4 coefficients of a log-linear model of
+        the interval width (see ``glurpc_lab.forecast.calibration``). The network gives
+        one variance per window, while errors grow with the horizon and with how fast
+        glucose moves. These are fitted after training on validation windows
+        (``glurpc_lab.training.calibrate``).
     step_std_scale : tuple of float
         Empty, or one factor per forecast step that multiplies the standard deviation
-        of every dropout sample at that step. The network gives one variance per
-        window, while errors grow with the horizon; these factors are fitted after
-        training on validation windows (``glurpc_lab.training.calibrate``) so that
-        the central 80% interval covers 80% of them at every step.
+        of every dropout sample at that step, fitted with the coefficients so that the
+        central 80% interval covers 80% of the validation targets at every step.
     scaling : ScalingPolicy
         Input scaling the weights expect.
     """
@@ -123,6 +127,7 @@ class GluformerConfig:
     max_len: int = 5000
     anchor: str = "none"
     anchor_gain: float = 1.0
+    interval_coefficients: tuple[tuple[float, ...], ...] = ()
     step_std_scale: tuple[float, ...] = ()
     scaling: ScalingPolicy = field(default_factory=ScalingPolicy)
 
@@ -139,6 +144,10 @@ class GluformerConfig:
             raise ValueError(f"anchor_gain must be positive, got {self.anchor_gain}")
         if self.step_std_scale and (len(self.step_std_scale) != self.len_pred or min(self.step_std_scale) <= 0):
             raise ValueError(f"step_std_scale needs {self.len_pred} positive factors (one per forecast step) or none")
+        if self.interval_coefficients and (
+            len(self.interval_coefficients) != self.len_pred or any(len(row) != 4 for row in self.interval_coefficients)
+        ):
+            raise ValueError(f"interval_coefficients needs {self.len_pred} rows of 4 coefficients (one row per forecast step) or none")
         if not 0 < self.label_len <= self.len_seq:
             raise ValueError(f"label_len ({self.label_len}) must be in 1..len_seq ({self.len_seq})")
 
@@ -186,6 +195,8 @@ class GluformerConfig:
         values = dict(data)
         if "step_std_scale" in values:
             values["step_std_scale"] = tuple(float(v) for v in values["step_std_scale"])
+        if "interval_coefficients" in values:
+            values["interval_coefficients"] = tuple(tuple(float(v) for v in row) for row in values["interval_coefficients"])
         if "scaling" in values and isinstance(values["scaling"], dict):
             scaling = dict(values["scaling"])
             for key in ("covariate_min", "covariate_max"):

@@ -1,15 +1,20 @@
-"""Fit the per-step interval factors of a trained Gluformer on its validation windows.
+"""Fit the interval calibration of a trained Gluformer on its validation windows.
 
 Usage: ``python -m glurpc_lab.training.calibrate --weights DIR/gluformer_small.pth``.
-The factors are written into the config JSON beside the weights (``step_std_scale``).
+The result is written into the config JSON beside the weights
+(``interval_coefficients`` and ``step_std_scale``, see ``glurpc_lab.forecast.calibration``).
 
 The network gives one variance per window, shared by all 12 steps, while forecast
-errors grow with the horizon. A single variance is therefore too wide at 5 minutes and
-too narrow at 60. For each step ``h`` a factor ``c_h`` multiplies the standard deviation of
-every dropout sample, and is chosen so that the central 80% interval of the mixture
-covers 80% of the validation targets at that step, each data set weighing the same.
-A target lies in that interval exactly when the mixture CDF at the target is between
-0.1 and 0.9, so no quantile needs to be solved for.
+errors grow with the horizon and with how fast glucose moves. Two fits correct that,
+each data set weighing the same:
+
+1. For each step, a log-linear model of the 80% quantile of the absolute error of the
+   mixture mean, on the window's own sampled spread, recent rate of change and input
+   spread, fitted by minimising the pinball loss.
+2. For each step, one factor on every standard deviation, found by bisection, so that the
+   central 80% interval of the mixture covers 80% of the targets. A target lies in
+   that interval exactly when the mixture CDF at the target is between 0.1 and 0.9, so
+   no quantile needs to be solved for.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.optimize import minimize
 
+from glurpc_lab.forecast.calibration import component_stds, interval_features
 from glurpc_lab.forecast.predictive import mixture_cdf
+from glurpc_lab.model.config import GluformerConfig
 from glurpc_lab.training.baselines import build_windows
 from glurpc_lab.training.corpus import load_corpus
 from glurpc_lab.training.glucobench import PROTOCOLS
@@ -100,6 +108,58 @@ def fit_step_factors(
     return factors
 
 
+def fit_interval_coefficients(
+    truth: np.ndarray,
+    means: np.ndarray,
+    sample_std: np.ndarray,
+    past_glucose: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    level: float = TARGET_LEVEL,
+) -> np.ndarray:
+    """Fit, per step, the log-linear model of the ``level`` quantile of the absolute error.
+
+    Parameters
+    ----------
+    truth : numpy.ndarray
+        Targets in mg/dL, ``(W, H)``.
+    means : numpy.ndarray
+        Component means in mg/dL, ``(W, H, S)``.
+    sample_std : numpy.ndarray
+        Sampled standard deviation of each window and sample in mg/dL, ``(W, S)``.
+    past_glucose : numpy.ndarray
+        Input glucose of each window in mg/dL, ``(W, L)``.
+    weights : numpy.ndarray or None
+        Weight of each window, ``(W,)``; None weighs all equally.
+    level : float
+        Quantile of the absolute error that the width models.
+
+    Returns
+    -------
+    numpy.ndarray
+        Coefficients, ``(H, 4)``, in the column order of ``interval_features``.
+    """
+    truth = np.asarray(truth, dtype=np.float64)
+    weights = np.full(truth.shape[0], 1.0 / truth.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    weights = weights / weights.sum()
+    features = interval_features(past_glucose, np.asarray(sample_std, dtype=np.float64).mean(axis=1))
+    errors = np.abs(truth - np.asarray(means, dtype=np.float64).mean(axis=-1))
+
+    coefficients = np.zeros((truth.shape[1], features.shape[1]))
+    for step in range(truth.shape[1]):
+        error = errors[:, step]
+
+        def pinball(beta: np.ndarray) -> float:
+            residual = error - np.exp(np.clip(features @ beta, -20.0, 20.0))
+            return float(np.sum(weights * np.maximum(level * residual, (level - 1.0) * residual)))
+
+        start = np.zeros(features.shape[1])
+        start[0] = np.log(np.quantile(error, level) + 1e-6)
+        result = minimize(pinball, start, method="Powell", options={"maxiter": 20000, "xtol": 1e-5, "ftol": 1e-10})
+        coefficients[step] = result.x
+    return coefficients
+
+
 def dataset_weights(names: np.ndarray) -> np.ndarray:
     """Weigh windows so that every data set counts the same in total."""
     names = np.asarray(names).astype(str)
@@ -108,17 +168,18 @@ def dataset_weights(names: np.ndarray) -> np.ndarray:
 
 
 def calibrate(model, data_dir: Path, names: list[str], *, n_samples: int = 10, seed: int = 0,
-              batch_size: int = 16, max_windows: int | None = 4000) -> tuple[np.ndarray, dict]:
-    """Fit the factors of ``model`` (a ``LoadedModel``) on the validation windows of ``names``.
+              batch_size: int = 16, max_windows: int | None = 4000) -> tuple[GluformerConfig, dict]:
+    """Fit the interval calibration of ``model`` (a ``LoadedModel``) on the validation windows of ``names``.
 
     At most ``max_windows`` windows per data set are drawn (seeded) to bound the time.
-    Returns the factors and a summary with the window counts and the validation coverage
-    of the 80% interval before and after, per step.
+    Returns the model's config with the fitted calibration, and a summary with the window
+    counts and the validation coverage of the 80% interval per step, before and after.
     """
     from glurpc_lab.training.evaluate import model_mixture
 
-    plain = dataclasses.replace(model, config=dataclasses.replace(model.config, step_std_scale=()))
-    truths, means, stds, labels = [], [], [], []
+    plain_config = dataclasses.replace(model.config, interval_coefficients=(), step_std_scale=())
+    plain = dataclasses.replace(model, config=plain_config)
+    truths, means, stds, pasts, labels = [], [], [], [], []
     rng = np.random.default_rng(seed)
     for corpus in load_corpus(data_dir, names, model.config.len_seq):
         windows = build_windows(corpus.val, model.config.len_seq)
@@ -129,35 +190,49 @@ def calibrate(model, data_dir: Path, names: list[str], *, n_samples: int = 10, s
         window_means, window_stds = model_mixture(plain, windows, n_samples=n_samples, seed=seed, batch_size=batch_size)
         truths.append(windows.truth())
         means.append(window_means)
-        stds.append(window_stds)
+        stds.append(window_stds[:, 0, :])
+        pasts.append(windows.history(model.config.len_seq))
         labels.append(np.full(len(windows), corpus.name, dtype=object))
         logger.info("data set %s: %d validation windows sampled", corpus.name, len(windows))
     if not truths:
         raise ValueError("no validation windows to calibrate on; check --data-dir and --datasets")
 
-    truth, mean, std = np.concatenate(truths), np.concatenate(means), np.concatenate(stds)
+    truth, mean, sample_std = np.concatenate(truths), np.concatenate(means), np.concatenate(stds)
+    past = np.concatenate(pasts)
     names_per_window = np.concatenate(labels)
     weights = dataset_weights(names_per_window)
-    factors = fit_step_factors(truth, mean, std, weights)
 
-    def coverage(scale: np.ndarray) -> list[float]:
-        return [round(weighted_coverage(truth[:, h], mean[:, h], std[:, h] * scale[h], weights, TARGET_LEVEL), 4)
+    coefficients = fit_interval_coefficients(truth, mean, sample_std, past, weights)
+    shaped_config = dataclasses.replace(plain_config, interval_coefficients=tuple(tuple(float(v) for v in row) for row in coefficients))
+    # Sampled standard deviations in mg/dL are log-variances with a span of 1.
+    shaped = component_stds(np.log(sample_std**2), 1.0, shaped_config, past)
+    factors = fit_step_factors(truth, mean, shaped, weights)
+    config = dataclasses.replace(shaped_config, step_std_scale=tuple(float(f) for f in factors))
+
+    def coverage(stds: np.ndarray, mask: np.ndarray | None = None) -> list[float]:
+        chosen = np.ones(len(truth), bool) if mask is None else mask
+        chosen_weights = weights[chosen] / weights[chosen].sum()
+        return [round(weighted_coverage(truth[chosen, h], mean[chosen, h], stds[chosen, h], chosen_weights, TARGET_LEVEL), 4)
                 for h in range(truth.shape[1])]
 
+    plain_stds = np.repeat(sample_std[:, None, :], truth.shape[1], axis=1)
+    calibrated = shaped * factors[None, :, None]
     summary = {
         "level": TARGET_LEVEL,
         "windows": {str(name): int((names_per_window == name).sum()) for name in np.unique(names_per_window)},
         "samples": n_samples,
-        "coverage_before": coverage(np.ones(truth.shape[1])),
-        "coverage_after": coverage(factors),
+        "coverage_before": coverage(plain_stds),
+        "coverage_after": coverage(calibrated),
+        "coverage_after_per_dataset": {str(name): coverage(calibrated, names_per_window == name) for name in np.unique(names_per_window)},
+        "interval_coefficients": [[round(float(v), 6) for v in row] for row in coefficients],
         "step_std_scale": [round(float(f), 6) for f in factors],
     }
-    return factors, summary
+    return config, summary
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="glurpc_lab.training.calibrate", description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", required=True, type=Path, help="weights file; its config JSON beside it is updated")
+    parser.add_argument("--weights", required=True, type=Path, help="weights file; the config JSON beside it gets the calibration")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with the research data set files")
     parser.add_argument("--datasets", default=",".join(PROTOCOLS), help="comma-separated data set names (default all four)")
     parser.add_argument("--samples", type=int, default=10, help="MC-dropout samples per window (default 10)")
@@ -168,7 +243,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Fit the factors and write them into the weights' config JSON; return the exit code."""
+    """Fit the calibration and write it into the weights' config JSON; return the exit code."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -177,15 +252,14 @@ def main(argv: list[str] | None = None) -> int:
 
     model = load_model(args.weights)
     names = [name.strip() for name in args.datasets.split(",") if name.strip()]
-    factors, summary = calibrate(model, args.data_dir, names, n_samples=args.samples, seed=args.seed, max_windows=args.max_windows)
+    config, summary = calibrate(model, args.data_dir, names, n_samples=args.samples, seed=args.seed, max_windows=args.max_windows)
 
     config_path = args.weights.with_suffix(".json")
-    config = dataclasses.replace(model.config, step_std_scale=tuple(float(f) for f in factors))
     config.to_json(config_path)
     summary_path = args.weights.parent / "calibration.json"
     summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     logger.info("80%% coverage per step before %s, after %s", summary["coverage_before"], summary["coverage_after"])
-    logger.info("wrote the factors to %s and a summary to %s", config_path, summary_path)
+    logger.info("wrote the calibration to %s and a summary to %s", config_path, summary_path)
     return 0
 
 

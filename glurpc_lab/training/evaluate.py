@@ -156,7 +156,7 @@ def model_mixture(model, windows: WindowSet, *, n_samples: int, seed: int, batch
                 model.module, inputs, chunk.target_start, n_samples=n_samples, seed=seed, batch_size=batch_size
             )
             means[chosen] = scaler.unscale_glucose(pred)
-            stds[chosen] = component_stds(logvar, scaler.glucose_span, config)
+            stds[chosen] = component_stds(logvar, scaler.glucose_span, config, chunk.glucose[past_index])
     return means, stds
 
 
