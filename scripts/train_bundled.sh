@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# Reproduce the bundled model: train, fine-tune at a lower rate, calibrate, evaluate.
+# Reproduce the bundled model: train at three falling rates, calibrate, evaluate.
 #
 # Usage: bash scripts/train_bundled.sh [OUT_DIR]   (default out/train-bundled)
-# Minutes per phase: TRAIN_MINUTES (default 65) and FINETUNE_MINUTES (default 20).
+# Minutes per phase (rates 1e-3, 3e-4, 1e-4): PHASE1_MINUTES (default 34),
+# PHASE2_MINUTES (default 25) and PHASE3_MINUTES (default 10).
 # An interrupted run resumes from OUT_DIR/checkpoint.pt when started again.
 # Copy OUT_DIR/gluformer_small.{pth,json} into glurpc_lab/model/bundled/ to ship the result.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 out="${1:-out/train-bundled}"
-train_minutes="${TRAIN_MINUTES:-65}"
-finetune_minutes="${FINETUNE_MINUTES:-20}"
+phase1_minutes="${PHASE1_MINUTES:-34}"
+phase2_minutes="${PHASE2_MINUTES:-25}"
+phase3_minutes="${PHASE3_MINUTES:-10}"
 
 bash scripts/setup.sh
 mkdir -p "$out"
 
-# The first phase stops at its time limit and writes the best weights so far. The
-# second resumes from the checkpoint at a lower rate, then fits the interval factors.
-.venv/bin/glurpc-lab train --out "$out" --config small --lr 1e-3 --max-minutes "$train_minutes" --no-calibrate
-.venv/bin/glurpc-lab train --out "$out" --config small --lr 3e-4 --max-minutes "$finetune_minutes"
+# Each phase stops at its time limit and the next resumes from the checkpoint at a
+# lower rate. The last one keeps the weights with the best validation score and
+# fits the interval calibration on validation windows.
+.venv/bin/glurpc-lab train --out "$out" --config small --lr 1e-3 --max-minutes "$phase1_minutes" --no-calibrate
+.venv/bin/glurpc-lab train --out "$out" --config small --lr 3e-4 --max-minutes "$phase2_minutes" --no-calibrate
+.venv/bin/glurpc-lab train --out "$out" --config small --lr 1e-4 --max-minutes "$phase3_minutes"
 .venv/bin/glurpc-lab evaluate --model "$out/gluformer_small.pth" --samples 10 --max-windows 3000 \
-    --json "$out/model-evaluation.json" --markdown "$out/model-evaluation.md"
+    --arima-windows 60 --json "$out/model-evaluation.json" --markdown "$out/model-evaluation.md"
