@@ -137,22 +137,23 @@ def _run_lab(lab_args: list[str]) -> int:
     return 0  # not reached
 
 
-def _run_train(train_args: list[str]) -> int:
-    from glurpc_lab.training.train import main as train_main
+def _run_research_command(name: str, command_args: list[str]) -> int:
+    """Run ``glurpc-lab train``, ``calibrate`` or ``evaluate``; a data or weights problem prints one line."""
+    from importlib import import_module
 
-    return int(train_main(train_args) or 0)
+    from glurpc_lab.model import WeightsError
+
+    command = import_module(f"glurpc_lab.training.{name}")
+    try:
+        return int(command.main(command_args) or 0)
+    except (FileNotFoundError, ValueError, WeightsError) as error:
+        print(f"glurpc-lab {name}: error: {error}", file=sys.stderr)
+        return 2
 
 
-def _run_evaluate(evaluate_args: list[str]) -> int:
-    from glurpc_lab.training.evaluate import main as evaluate_main
-
-    return int(evaluate_main(evaluate_args) or 0)
-
-
-def _run_calibrate(calibrate_args: list[str]) -> int:
-    from glurpc_lab.training.calibrate import main as calibrate_main
-
-    return int(calibrate_main(calibrate_args) or 0)
+def _unit_name(text: str) -> str:
+    """Return the standard spelling of a glucose unit typed in any case (``mmol/l`` gives ``mmol/L``)."""
+    return {"mg/dl": "mg/dL", "mmol/l": "mmol/L"}.get(text.lower(), text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,10 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add_engine_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--model", default=None,
-                         help="weights: 'bundled' (default), a local weights file, or hf:REPO/FILE[@REVISION]")
+                         help="weights: 'bundled' (default), a local weights file, or hf:OWNER/REPO/FILE[@REVISION]")
         sub.add_argument("--samples", type=int, default=10, help="MC-dropout samples per window (default 10)")
         sub.add_argument("--seed", type=int, default=0, help="seed of the MC-dropout sampling (default 0)")
-        sub.add_argument("--units", choices=("mg/dL", "mmol/L"), default="mg/dL",
+        sub.add_argument("--units", type=_unit_name, choices=("mg/dL", "mmol/L"), default="mg/dL",
                          help="glucose unit of the printed forecast and the report (default mg/dL)")
         sub.add_argument("--all-windows", action="store_true",
                          help="also forecast every earlier window (backtests) and cache them; slower")
@@ -196,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("train", help="train a Gluformer on the GlucoBench data sets; "
                         "'glurpc-lab train --help' lists its options")
-    commands.add_parser("calibrate", help="fit a trained model's per-step interval factors on validation windows; "
+    commands.add_parser("calibrate", help="fit a trained model's interval calibration on validation windows; "
                         "'glurpc-lab calibrate --help' lists its options")
     commands.add_parser("evaluate", help="score a model and baselines under the GlucoBench protocol; "
                         "'glurpc-lab evaluate --help' lists its options")
@@ -208,12 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "lab":
         return _run_lab(argv[1:])
-    if argv and argv[0] == "train":
-        return _run_train(argv[1:])
-    if argv and argv[0] == "calibrate":
-        return _run_calibrate(argv[1:])
-    if argv and argv[0] == "evaluate":
-        return _run_evaluate(argv[1:])
+    if argv and argv[0] in ("train", "calibrate", "evaluate"):
+        return _run_research_command(argv[0], argv[1:])
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -223,11 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         # cgm-format warns about layout details that ingestion already reports in the quality messages.
         logging.getLogger("cgm_format").setLevel(logging.ERROR)
 
+    from glurpc_lab.engine.errors import ModelUnavailableError
     from glurpc_lab.ingest import IngestError
+    from glurpc_lab.model import WeightsError
 
     try:
         return args.handler(args)
-    except IngestError as error:
+    except (IngestError, ModelUnavailableError, WeightsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -118,3 +118,35 @@ def test_training_commands_pass_options_through(command, capsys):
 
     assert stopped.value.code == 0
     assert "--data-dir" in capsys.readouterr().out
+
+
+def test_units_option_ignores_case(tmp_path, capsys):
+    export = CORPORA / "Clarity_Export_synthetic.csv"
+    if not export.is_file():
+        pytest.skip(f"vendor export {export} not found")
+
+    code = main(["forecast", str(export), "--units", "mmol/l", "--cache-dir", str(tmp_path)])
+
+    assert code == 0
+    assert "mmol/L" in capsys.readouterr().out
+
+
+def test_evaluate_without_data_is_one_line(tmp_path, capsys):
+    code = main(["evaluate", "--data-dir", str(tmp_path), "--datasets", "iglu", "--model", "bundled"])
+
+    error = capsys.readouterr().err
+    assert code == 2
+    assert "glurpc-lab evaluate: error: data set file" in error
+    assert "--data-dir" in error
+    assert "Traceback" not in error
+
+
+def test_forecast_with_missing_weights_is_one_line(tmp_path, capsys):
+    export = CORPORA / "Clarity_Export_synthetic.csv"
+    if not export.is_file():
+        pytest.skip(f"vendor export {export} not found")
+
+    code = main(["forecast", str(export), "--model", str(tmp_path / "absent.pth"), "--cache-dir", str(tmp_path)])
+
+    assert code == 2
+    assert "absent.pth not found" in capsys.readouterr().err

@@ -81,7 +81,7 @@ class Engine:
     ----------
     model_source : str or os.PathLike, optional
         Passed to :func:`glurpc_lab.model.load_model`: None or ``"bundled"``,
-        a weights path, or ``"hf:REPO/FILENAME[@REVISION]"``.
+        a weights path, or ``"hf:OWNER/REPO/FILE[@REVISION]"``.
     devices : sequence of str, optional
         Torch devices for the model copies; every ``cuda:i`` when CUDA is
         available, else ``["cpu"]``. A device may repeat.

@@ -85,14 +85,14 @@ def bundled_weights() -> Path:
 
 
 def parse_hub_reference(source: str) -> tuple[str, str, str | None]:
-    """Split ``"hf:OWNER/REPO/FILENAME[@REVISION]"`` into repo id, filename and revision."""
+    """Split ``"hf:OWNER/REPO/FILE[@REVISION]"`` into repo id, filename and revision."""
     reference = source[len("hf:") :]
     revision = None
     if "@" in reference:
         reference, revision = reference.rsplit("@", 1)
     parts = reference.split("/", 2)
     if len(parts) != 3 or not all(parts) or revision == "":
-        raise WeightsError(f"invalid Hugging Face reference {source!r}; use hf:OWNER/REPO/FILENAME[@REVISION]")
+        raise WeightsError(f"invalid Hugging Face reference {source!r}; use hf:OWNER/REPO/FILE[@REVISION]")
     return f"{parts[0]}/{parts[1]}", parts[2], revision
 
 
@@ -148,7 +148,7 @@ def load_model(source: str | os.PathLike | None = None, *, device: str = "cpu") 
         None or ``"bundled"`` selects the small model shipped with the package.
         A path selects a weights file whose config JSON is beside it as ``<stem>.json``.
         A ``.pth`` file without that JSON is assumed to be the published model.
-        ``"hf:OWNER/REPO/FILENAME[@REVISION]"`` selects a file on the Hugging Face hub.
+        ``"hf:OWNER/REPO/FILE[@REVISION]"`` selects a file on the Hugging Face hub.
     device : str
         Torch device to load onto, e.g. ``"cpu"`` or ``"cuda:0"``.
 
@@ -169,7 +169,7 @@ def load_model(source: str | os.PathLike | None = None, *, device: str = "cpu") 
     else:
         path, label = Path(source).expanduser(), str(source)
         if not path.is_file():
-            raise WeightsError(f"weights file {path} not found; pass an existing file, 'bundled' or hf:OWNER/REPO/FILENAME")
+            raise WeightsError(f"weights file {path} not found; pass an existing file, 'bundled' or hf:OWNER/REPO/FILE[@REVISION]")
 
     config = config_beside(path)
     sha256 = file_sha256(path)

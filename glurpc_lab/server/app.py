@@ -30,7 +30,7 @@ class GlurpcLabApp(ExtensionApp):
         config=True,
         help=(
             "Model to load: 'bundled' for the small model shipped with glurpc-lab, a path to a "
-            "weights file with its config JSON beside it, or 'hf:REPO/FILENAME[@REVISION]'."
+            "weights file with its config JSON beside it, or 'hf:OWNER/REPO/FILE[@REVISION]'."
         ),
     )
     cache_dir = Unicode(

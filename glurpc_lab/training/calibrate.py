@@ -173,7 +173,8 @@ def calibrate(model, data_dir: Path, names: list[str], *, n_samples: int = 10, s
 
     At most ``max_windows`` windows per data set are drawn (seeded) to bound the time.
     Returns the model's config with the fitted calibration, and a summary with the window
-    counts and the validation coverage of the 80% interval per step, before and after.
+    counts and the 80% interval's coverage per step on those same windows (in-sample),
+    before and after.
     """
     from glurpc_lab.training.evaluate import model_mixture
 
@@ -231,10 +232,10 @@ def calibrate(model, data_dir: Path, names: list[str], *, n_samples: int = 10, s
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="glurpc_lab.training.calibrate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="glurpc-lab calibrate", description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True, type=Path, help="weights file; the config JSON beside it gets the calibration")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with the research data set files")
-    parser.add_argument("--datasets", default=",".join(PROTOCOLS), help="comma-separated data set names (default all four)")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with the GlucoBench data set files (default: ../shared/datasets beside the checkout, %(default)s)")
+    parser.add_argument("--datasets", default=",".join(PROTOCOLS), help="comma-separated data set names among iglu (Broll), colas, hall, weinstock (default all four)")
     parser.add_argument("--samples", type=int, default=10, help="MC-dropout samples per window (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the window draw and dropout masks (default 0)")
     parser.add_argument("--max-windows", type=int, default=4000, help="validation windows per data set at most (default 4000)")
@@ -258,7 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     config.to_json(config_path)
     summary_path = args.weights.parent / "calibration.json"
     summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    logger.info("80%% coverage per step before %s, after %s", summary["coverage_before"], summary["coverage_after"])
+    logger.info(
+        "80%% coverage per step on the calibration windows (in-sample) before %s, after %s",
+        summary["coverage_before"], summary["coverage_after"],
+    )
     logger.info("wrote the calibration to %s and a summary to %s", config_path, summary_path)
     return 0
 

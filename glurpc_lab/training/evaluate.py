@@ -71,9 +71,9 @@ ARIMA_DEFINITION = (
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="glurpc-lab evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="weights: 'bundled' (default), a local weights file, or hf:REPO/FILE[@REVISION]")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with the research data set files")
-    parser.add_argument("--datasets", default=",".join(PROTOCOLS), help="comma-separated data set names (default all four)")
+    parser.add_argument("--model", default=None, help="weights: 'bundled' (default), a local weights file, or hf:OWNER/REPO/FILE[@REVISION]")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with the GlucoBench data set files (default: ../shared/datasets beside the checkout, %(default)s)")
+    parser.add_argument("--datasets", default=",".join(PROTOCOLS), help="comma-separated data set names among iglu (Broll), colas, hall, weinstock (default all four)")
     parser.add_argument("--seeds", default="1,2", help="comma-separated data seeds of the subject split (default 1,2, as GlucoBench)")
     parser.add_argument("--samples", type=int, default=10, help="MC-dropout samples per window (default 10)")
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of the MC-dropout masks and calibration draws (default 0)")
@@ -86,8 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              f"(default {DEFAULT_ARIMA_WINDOWS}; 0 skips ARIMA)")
     parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default 16)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    parser.add_argument("--json", type=Path, default=Path("docs/model-evaluation.json"), help="output JSON path")
-    parser.add_argument("--markdown", type=Path, default=Path("docs/model-evaluation.md"), help="output Markdown path")
+    parser.add_argument("--json", type=Path, default=Path("out/evaluation/model-evaluation.json"), help="output JSON path (default %(default)s)")
+    parser.add_argument("--markdown", type=Path, default=Path("out/evaluation/model-evaluation.md"), help="output Markdown path (default %(default)s)")
     args = parser.parse_args(argv)
 
     args.dataset_names = [name.strip() for name in args.datasets.split(",") if name.strip()]
@@ -295,7 +295,8 @@ def evaluate_dataset(model, spec: ProtocolSpec, args: argparse.Namespace) -> dic
         for role, key in (("test", "id"), ("ood", "ood")):
             windows = build_windows(getattr(split, role), context)
             entry[key] = evaluate_role(model, windows, linreg, arima, args, seed)
-            logger.info("%s seed %d %s: %d windows scored", spec.name, seed, key, len(windows))
+            model_windows = entry[key].get("model_windows", {}).get("model", {}).get("windows", 0)
+            logger.info("%s seed %d %s: %d windows, %d of them scored by the model", spec.name, seed, key, len(windows), model_windows)
         per_seed[str(seed)] = entry
     return {"title": spec.title, "context": context, "linreg_lags": spec.linreg_input_len,
             "arima_input_len": spec.max_length_input, "seeds": per_seed,

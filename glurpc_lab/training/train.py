@@ -3,7 +3,7 @@
 Usage: ``python -m glurpc_lab.training.train --out DIR --max-minutes M [--config small]``.
 A run resumes from ``DIR/checkpoint.pt`` when it exists, and writes the best
 weights (``gluformer_<config>.pth``), their config JSON and ``metrics.json`` to DIR.
-It then fits the per-step interval factors on validation windows
+It then fits the interval calibration on validation windows
 (``glurpc_lab.training.calibrate``) and writes them into the config JSON.
 
 The data are the GlucoBench train and validation splits of the chosen data sets,
@@ -54,21 +54,21 @@ def gaussian_nll(pred: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="glurpc_lab.training.train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="glurpc-lab train", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="output folder for checkpoint, weights, config and metrics")
     parser.add_argument("--max-minutes", type=float, default=10.0, help="wall-clock minutes of training in this run (default 10)")
     parser.add_argument("--config", default="small", help="config preset: small, tiny or published (default small)")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with the research data set files")
-    parser.add_argument("--datasets", default=",".join(PROTOCOLS), help="comma-separated data set names")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with the GlucoBench data set files (default: ../shared/datasets beside the checkout, %(default)s)")
+    parser.add_argument("--datasets", default=",".join(PROTOCOLS), help="comma-separated data set names among iglu (Broll), colas, hall, weinstock (default all four)")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in total")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per optimiser step (default 64)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation and batch order")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation and batch order (default 0)")
     parser.add_argument("--checkpoint-minutes", type=float, default=2.0, help="minutes between validation + checkpoint (default 2)")
     parser.add_argument("--val-stride", type=int, default=12, help="score every N-th validation window at checkpoints (default 12)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--no-calibrate", dest="calibrate", action="store_false",
-                        help="skip fitting the per-step interval factors on validation windows after training")
+                        help="skip fitting the interval calibration on validation windows after training")
     return parser.parse_args(argv)
 
 
@@ -88,9 +88,9 @@ def pool_of(corpora: list[Corpus], role: str, scaler, config: GluformerConfig, s
 def draw_windows(pool: WindowPool, count: int, generator: torch.Generator) -> np.ndarray:
     """Draw ``count`` training windows, each data set weighted by the square root of its window count.
 
-    Weinstock alone has more windows than the other three sets together; drawing
-    uniformly would make the model a Weinstock model, while equal weights would
-    replay the few Broll (iglu) windows until they are memorised.
+    Weinstock alone has more windows than the other three sets together, so drawing
+    uniformly would make the model a Weinstock model. Equal weights would replay the
+    few Broll (iglu) windows until they are memorised.
     """
     names, first_index, counts = np.unique(pool.dataset.astype(str), return_index=True, return_counts=True)
     weights = torch.as_tensor(np.sqrt(counts), dtype=torch.float64)
