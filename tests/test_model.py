@@ -235,7 +235,7 @@ def test_missing_weights_file(tmp_path):
 
 
 def test_invalid_hub_reference():
-    with pytest.raises(WeightsError, match="hf:OWNER/REPO/FILENAME"):
+    with pytest.raises(WeightsError, match=r"hf:OWNER/REPO/FILE\[@REVISION\]"):
         load_model("hf:only-a-repo")
 
 
