@@ -18,7 +18,7 @@ from glurpc_lab.model.gluformer import Gluformer
 from glurpc_lab.training.calibrate import dataset_weights, fit_interval_coefficients, fit_step_factors
 from glurpc_lab.training.corpus import build_corpus, first_scored_index
 from glurpc_lab.training.glucobench import PROTOCOLS, ProtocolSpec, Series, load_protocol_segments, split_protocol
-from glurpc_lab.training.train import gaussian_nll, main
+from glurpc_lab.training.train import dataset_blocks, draw_windows, gaussian_nll, main
 
 DATASETS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -236,3 +236,18 @@ def test_train_and_resume_tiny(tmp_path):
     assert len(loaded.config.interval_coefficients) == loaded.config.len_pred
     summary = json.loads((tmp_path / "calibration.json").read_text())
     assert all(abs(value - 0.8) < 0.05 for value in summary["coverage_after"])
+
+
+def test_draw_windows_weighs_sets_by_root():
+    # 400 windows of set a, then 100 of set b: square-root weights 20 and 10.
+    names = np.array(["a"] * 400 + ["b"] * 100, dtype=object)
+    blocks = dataset_blocks(names)
+
+    drawn = draw_windows(blocks, 6000, torch.Generator().manual_seed(0))
+
+    np.testing.assert_array_equal(blocks[0], [0, 400])
+    np.testing.assert_array_equal(blocks[1], [400, 100])
+    assert drawn.min() >= 0
+    assert drawn.max() < 500
+    assert np.mean(drawn < 400) == pytest.approx(2 / 3, abs=0.02)
+    assert len(np.unique(drawn[drawn >= 400])) == 100

@@ -34,11 +34,9 @@ from glurpc_lab.forecast.predictive import mixture_cdf
 from glurpc_lab.model.config import GluformerConfig
 from glurpc_lab.training.baselines import build_windows
 from glurpc_lab.training.corpus import load_corpus
-from glurpc_lab.training.glucobench import PROTOCOLS
+from glurpc_lab.training.options import add_data_options
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 
 TARGET_LEVEL = 0.8
 """Central interval whose validation coverage the factors are fitted to."""
@@ -234,8 +232,7 @@ def calibrate(model, data_dir: Path, names: list[str], *, n_samples: int = 10, s
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="glurpc-lab calibrate", description=__doc__.splitlines()[0])
     parser.add_argument("--weights", required=True, type=Path, help="weights file; the config JSON beside it gets the calibration")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with the GlucoBench data set files (default: ../shared/datasets beside the checkout, %(default)s)")
-    parser.add_argument("--datasets", default=",".join(PROTOCOLS), help="comma-separated data set names among iglu (Broll), colas, hall, weinstock (default all four)")
+    add_data_options(parser)
     parser.add_argument("--samples", type=int, default=10, help="MC-dropout samples per window (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the window draw and dropout masks (default 0)")
     parser.add_argument("--max-windows", type=int, default=4000, help="validation windows per data set at most (default 4000)")
@@ -252,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     from glurpc_lab.model import load_model
 
     model = load_model(args.weights)
-    names = [name.strip() for name in args.datasets.split(",") if name.strip()]
-    config, summary = calibrate(model, args.data_dir, names, n_samples=args.samples, seed=args.seed, max_windows=args.max_windows)
+    config, summary = calibrate(model, args.data_dir, args.datasets, n_samples=args.samples, seed=args.seed, max_windows=args.max_windows)
 
     config_path = args.weights.with_suffix(".json")
     config.to_json(config_path)

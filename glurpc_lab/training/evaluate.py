@@ -35,6 +35,7 @@ from glurpc_lab.forecast.windows import model_inputs
 from glurpc_lab.training.arima import ArimaBaseline
 from glurpc_lab.training.baselines import LinearRegressionBaseline, WindowSet, build_windows, persistence_forecast
 from glurpc_lab.training.glucobench import HORIZON, PROTOCOLS, ProtocolSpec, load_protocol_segments, split_protocol
+from glurpc_lab.training.options import add_data_options
 from glurpc_lab.training.report import write_markdown
 from glurpc_lab.training.scoring import (
     INTERVAL_LEVELS,
@@ -45,8 +46,6 @@ from glurpc_lab.training.scoring import (
 )
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 
 MODEL_CHUNK_WINDOWS = 2048
 """Windows whose inputs are built and sampled at once (bounds memory)."""
@@ -72,8 +71,7 @@ ARIMA_DEFINITION = (
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="glurpc-lab evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="weights: 'bundled' (default), a local weights file, or hf:OWNER/REPO/FILE[@REVISION]")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with the GlucoBench data set files (default: ../shared/datasets beside the checkout, %(default)s)")
-    parser.add_argument("--datasets", default=",".join(PROTOCOLS), help="comma-separated data set names among iglu (Broll), colas, hall, weinstock (default all four)")
+    add_data_options(parser)
     parser.add_argument("--seeds", default="1,2", help="comma-separated data seeds of the subject split (default 1,2, as GlucoBench)")
     parser.add_argument("--samples", type=int, default=10, help="MC-dropout samples per window (default 10)")
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of the MC-dropout masks and calibration draws (default 0)")
@@ -90,10 +88,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, default=Path("out/evaluation/model-evaluation.md"), help="output Markdown path (default %(default)s)")
     args = parser.parse_args(argv)
 
-    args.dataset_names = [name.strip() for name in args.datasets.split(",") if name.strip()]
-    unknown = [name for name in args.dataset_names if name not in PROTOCOLS]
-    if unknown:
-        parser.error(f"unknown data set(s) {', '.join(unknown)}; choose from {', '.join(PROTOCOLS)}")
     try:
         args.seed_list = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
     except ValueError:
@@ -354,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "datasets": {},
     }
-    for name in args.dataset_names:
+    for name in args.datasets:
         results["datasets"][name] = evaluate_dataset(model, PROTOCOLS[name], args)
     results["seconds"] = round(time.monotonic() - started, 1)
 

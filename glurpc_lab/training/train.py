@@ -29,13 +29,11 @@ from glurpc_lab.model.config import GluformerConfig
 from glurpc_lab.model.gluformer import Gluformer
 from glurpc_lab.training.calibrate import main as calibrate_main
 from glurpc_lab.training.corpus import Corpus, load_corpus
-from glurpc_lab.training.glucobench import PROTOCOLS
+from glurpc_lab.training.options import add_data_options
 from glurpc_lab.training.metrics import score_pool
 from glurpc_lab.training.pool import WindowPool, build_pool
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 
 
 def gaussian_nll(pred: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -58,8 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, type=Path, help="output folder for checkpoint, weights, config and metrics")
     parser.add_argument("--max-minutes", type=float, default=10.0, help="wall-clock minutes of training in this run (default 10)")
     parser.add_argument("--config", default="small", help="config preset: small, tiny or published (default small)")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with the GlucoBench data set files (default: ../shared/datasets beside the checkout, %(default)s)")
-    parser.add_argument("--datasets", default=",".join(PROTOCOLS), help="comma-separated data set names among iglu (Broll), colas, hall, weinstock (default all four)")
+    add_data_options(parser)
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in total")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per optimiser step (default 64)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -73,9 +70,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_corpora(args: argparse.Namespace, input_len: int) -> list[Corpus]:
-    names = [name.strip() for name in args.datasets.split(",") if name.strip()]
     try:
-        return load_corpus(args.data_dir, names, input_len)
+        return load_corpus(args.data_dir, args.datasets, input_len)
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(str(error)) from None
 
@@ -85,21 +81,26 @@ def pool_of(corpora: list[Corpus], role: str, scaler, config: GluformerConfig, s
     return build_pool(segments, scaler, config.len_seq, config.len_pred, stride=stride)
 
 
-def draw_windows(pool: WindowPool, count: int, generator: torch.Generator) -> np.ndarray:
+def dataset_blocks(dataset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the first index and the length of each data set's block of windows.
+
+    ``dataset`` names the data set of every window of a pool, ``(W,)``. A pool keeps
+    the windows of one data set contiguous, so a block starts at its first window.
+    """
+    _, starts, counts = np.unique(np.asarray(dataset).astype(str), return_index=True, return_counts=True)
+    return starts.astype(np.int64), counts.astype(np.int64)
+
+
+def draw_windows(blocks: tuple[np.ndarray, np.ndarray], count: int, generator: torch.Generator) -> np.ndarray:
     """Draw ``count`` training windows, each data set weighted by the square root of its window count.
 
-    Weinstock alone has more windows than the other three sets together, so drawing
-    uniformly would make the model a Weinstock model. Equal weights would replay the
-    few Broll (iglu) windows until they are memorised.
+    ``blocks`` comes from ``dataset_blocks``. Weinstock alone has more windows than the
+    other three sets together, so drawing uniformly would make the model a Weinstock
+    model. Equal weights would replay the few Broll (iglu) windows until they are memorised.
     """
-    names, first_index, counts = np.unique(pool.dataset.astype(str), return_index=True, return_counts=True)
+    starts, counts = blocks
     weights = torch.as_tensor(np.sqrt(counts), dtype=torch.float64)
     chosen = torch.multinomial(weights, count, replacement=True, generator=generator).numpy()
-
-    # Windows of one data set are contiguous in the pool, in the order the data sets were given.
-    order = np.argsort(first_index)
-    starts = np.zeros(len(names), np.int64)
-    starts[order] = np.concatenate([[0], np.cumsum(counts[order])[:-1]])
     offsets = (torch.rand(count, generator=generator, dtype=torch.float64).numpy() * counts[chosen]).astype(np.int64)
     return starts[chosen] + offsets
 
@@ -167,13 +168,14 @@ def main(argv: list[str] | None = None) -> int:
             "rng": torch.get_rng_state(), "batch_rng": batch_rng.get_state(), "config": config.to_dict(),
         })
 
+    blocks = dataset_blocks(train_pool.dataset)
     started = time.monotonic()
     last_checkpoint = started
     deadline = started + 60.0 * args.max_minutes
     model.train()
     while time.monotonic() < deadline and (args.max_steps is None or state["step"] < args.max_steps):
         step_started = time.monotonic()
-        indices = draw_windows(train_pool, args.batch_size, batch_rng)
+        indices = draw_windows(blocks, args.batch_size, batch_rng)
         batch = train_pool.batch(indices)
         inputs = model_inputs(batch["past"], batch["past_covariates"], batch["future_covariates"], config)
 
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     model.load_state_dict(state["best_state"])
     weights = write_outputs(args, config, model, corpora, scaler, state)
     if args.calibrate:
-        calibrate_main(["--weights", str(weights), "--data-dir", str(args.data_dir), "--datasets", args.datasets,
+        calibrate_main(["--weights", str(weights), "--data-dir", str(args.data_dir), "--datasets", ",".join(args.datasets),
                         "--threads", str(args.threads)])
     return 0
 
