@@ -150,3 +150,14 @@ def test_forecast_with_missing_weights_is_one_line(tmp_path, capsys):
 
     assert code == 2
     assert "absent.pth not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "calibrate", "evaluate"])
+def test_unknown_data_set_rejected(command, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main([command, "--datasets", "iglu,broll", "--out", "unused", "--weights", "unused.pth"])
+
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2
+    assert "unknown data set(s) broll" in error
+    assert "iglu, colas, hall, weinstock" in error
