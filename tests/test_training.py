@@ -57,7 +57,8 @@ def test_corpus_stops_before_the_first_scored_target():
     assert first_scored_index(SPEC, 12) == 12
     for item in corpus.train + corpus.val:
         assert item.minutes[-1] < first_scored[item.code]
-    # Train keeps [:182] minus the scored part: test starts at 170 and is scored from 182.
+    # Test starts at 170 and is scored from 182, so train [:180] stays whole
+    # and validation is cut to [160:182].
     assert {len(item) for item in corpus.train} == {180}
     assert {len(item) for item in corpus.val} == {22}
 

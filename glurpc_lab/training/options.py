@@ -8,7 +8,7 @@ from pathlib import Path
 from glurpc_lab.training.glucobench import PROTOCOLS
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-"""Where the GlucoBench files are looked for: ``../shared/datasets`` beside the checkout."""
+"""Default folder of the GlucoBench files: ``../shared/datasets`` beside the checkout."""
 
 
 def dataset_names(text: str) -> list[str]:
